@@ -1,0 +1,1 @@
+"""Grafana dashboards as code (grafanalib), built from the metric catalog."""

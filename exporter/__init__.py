@@ -1,0 +1,1 @@
+"""The metric catalog, registry construction and the aiohttp exporter."""

@@ -1,0 +1,39 @@
+"""Subcommands of ``observer``; each module has ``add_arguments(parser)`` and ``main(args)``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from observer.config import ObserverSettings, load_settings
+
+
+def add_config_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config", type=Path, metavar="FILE", help="YAML settings (see docs/config.schema.json)"
+    )
+
+
+def settings_from_args(
+    args: argparse.Namespace, overrides: dict[str, Any] | None = None
+) -> ObserverSettings:
+    """Settings from ``--config``, ``OBSERVER_*`` and command-line ``overrides``.
+
+    ``overrides`` is a nested mapping of only the options given on the command
+    line (``None`` values are dropped), so flags win over files and variables.
+    """
+    return load_settings(getattr(args, "config", None), overrides=_drop_none(overrides or {}))
+
+
+def _drop_none(tree: dict[str, Any]) -> dict[str, Any]:
+    pruned: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            value = _drop_none(value)
+            if not value:
+                continue
+        elif value is None:
+            continue
+        pruned[key] = value
+    return pruned

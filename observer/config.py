@@ -1,0 +1,312 @@
+"""Observer's settings: a frozen, validated model loaded from YAML and ``OBSERVER_*``.
+
+Every value has a unit in its name or description and a documented default.
+Unknown keys are errors. Credentials are never settings: they come only from
+``KIS_APP_KEY`` / ``KIS_APP_SECRET`` (see ``observer.credentials``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import jsonschema
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from observer.errors import ConfigError
+
+ENV_PREFIX = "OBSERVER_"
+ENV_NESTING = "__"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ExporterSettings(_Section):
+    listen: str = Field(
+        "127.0.0.1:9464",
+        description="HOST:PORT the exporter binds; port 0 picks a free port. Loopback by "
+        "default so metrics are not exposed beyond the host unless asked for.",
+    )
+    export_dir: Path | None = Field(
+        None, description="If set, metrics.prom and summary.json are written here atomically."
+    )
+    export_interval_seconds: float = Field(15.0, gt=0, description="Seconds between file exports.")
+    web_config: Path | None = Field(
+        None,
+        description="Exporter-toolkit web-config YAML (tls_server_config, basic_auth_users).",
+    )
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        parse_listen(value)
+        return value
+
+
+class ProviderSettings(_Section):
+    kind: Literal["sim", "kis"] = Field(
+        "sim", description="sim: start the embedded simulated exchange; kis: an external endpoint."
+    )
+    env: Literal["real", "virtual"] | None = Field(
+        None, description="With kind=kis: use the broker's real or virtual (mock) domains."
+    )
+    rest_url: str | None = Field(None, description="With kind=kis: REST base URL.")
+    ws_url: str | None = Field(None, description="With kind=kis: WebSocket URL.")
+
+    @model_validator(mode="after")
+    def _kis_needs_endpoint(self) -> ProviderSettings:
+        if self.kind == "kis" and self.env is None and not (self.rest_url and self.ws_url):
+            raise ValueError("kind 'kis' needs env (real|virtual) or both rest_url and ws_url")
+        return self
+
+
+class SimSettings(_Section):
+    symbols: int = Field(2500, ge=1, le=5000, description="Instruments in the simulated market.")
+    seed: int = Field(1, description="Seed of the deterministic market model.")
+    rate_limit: float = Field(20.0, gt=0, description="REST calls per second per app key.")
+    rate_window: Literal["sliding", "fixed", "bucket"] = Field(
+        "sliding", description="How the simulator measures the rate limit."
+    )
+    always_open: bool = Field(
+        True, description="Keep the simulated market open around the clock (demos, tests)."
+    )
+    speed: float = Field(1.0, gt=0, description="Simulated seconds per real second.")
+    ping_interval_seconds: float = Field(100.0, gt=0, description="PINGPONG heartbeat period.")
+
+
+class RateLimitSettings(_Section):
+    rate_per_second: float = Field(
+        20.0, gt=0, description="REST calls per second per app key (20 real, 2 virtual)."
+    )
+    backoff_seconds: float = Field(
+        1.0, gt=0, description="Pause of all calls after the server answers EGW00201."
+    )
+
+
+class TokenSettings(_Section):
+    refresh_margin_seconds: float = Field(
+        5 * 3600.0,
+        ge=60,
+        description="Refresh this long before expiry; 5 h so that the broker's same-token-"
+        "within-6-h rule hands out a new token.",
+    )
+
+
+class UniverseSettings(_Section):
+    shard: str | None = Field(
+        None, description="i/n: keep a stable 1/n of the universe (hash of the code), 0-based i."
+    )
+    refresh_interval_seconds: float = Field(
+        86400.0, gt=0, description="Seconds between master-file reloads."
+    )
+
+    @field_validator("shard")
+    @classmethod
+    def _shard(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_shard(value)
+        return value
+
+
+class TrackASettings(_Section):
+    enabled: bool = True
+    sweep_when_closed: bool = Field(False, description="Keep sweeping while the market is closed.")
+    retries: int = Field(2, ge=0, le=10, description="Retries of a failed snapshot in a sweep.")
+    expected_cadence_seconds: float = Field(
+        300.0, gt=0, description="A snapshot older than this while the market is open is a gap."
+    )
+
+
+class TrackBSettings(_Section):
+    enabled: bool = True
+    capacity: int = Field(41, ge=1, le=41, description="Registration slots (KIS allows 41).")
+    min_hold_seconds: float = Field(
+        60.0, ge=0, description="A subscription is not evicted before holding its slot this long."
+    )
+    price_move_pct: float = Field(
+        1.0, gt=0, description="Price change since the last snapshot that raises a trigger, %."
+    )
+    volume_surge_ratio: float = Field(
+        3.0, gt=1, description="Volume since the last snapshot vs its usual, raising a trigger."
+    )
+    idle_timeout_seconds: float = Field(
+        30.0, gt=0, description="No data frame this long while open: reconnect (watchdog)."
+    )
+    silent_symbol_seconds: float = Field(
+        300.0, gt=0, description="A registered symbol silent this long is a gap."
+    )
+    reconnect_initial_seconds: float = Field(0.5, gt=0, description="First reconnect delay.")
+    reconnect_max_seconds: float = Field(30.0, gt=0, description="Cap of the reconnect delay.")
+
+
+class GapSettings(_Section):
+    medium_after_seconds: float = Field(
+        60.0, gt=0, description="A gap this long or longer is medium severity."
+    )
+    high_after_seconds: float = Field(
+        300.0, gt=0, description="A gap this long or longer is high severity."
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> GapSettings:
+        if self.high_after_seconds <= self.medium_after_seconds:
+            raise ValueError("high_after_seconds must be greater than medium_after_seconds")
+        return self
+
+
+class StorageSettings(_Section):
+    path: Path | None = Field(None, description="SQLite file; default <data_dir>/observer.sqlite.")
+    batch_size: int = Field(500, ge=1, description="Rows per write transaction at most.")
+    queue_size: int = Field(50_000, ge=1, description="Records the write queue holds.")
+    flush_interval_seconds: float = Field(0.25, gt=0, description="Longest wait before a write.")
+
+
+class SentrySettings(_Section):
+    dsn: str | None = Field(None, description="Sentry DSN; off when unset (or SENTRY_DSN).")
+    environment: str = Field("production", description="Sentry environment tag.")
+    traces_sample_rate: float = Field(0.0, ge=0, le=1)
+    profiles_sample_rate: float = Field(0.0, ge=0, le=1)
+
+
+class ObserverSettings(_Section):
+    """Everything Observer can be told; see docs/config.schema.json."""
+
+    data_dir: Path = Field(
+        Path("var"), description="Token cache, SQLite database and stack data live here."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    exporter: ExporterSettings = ExporterSettings()
+    provider: ProviderSettings = ProviderSettings()
+    sim: SimSettings = SimSettings()
+    rate_limit: RateLimitSettings = RateLimitSettings()
+    token: TokenSettings = TokenSettings()
+    universe: UniverseSettings = UniverseSettings()
+    track_a: TrackASettings = TrackASettings()
+    track_b: TrackBSettings = TrackBSettings()
+    gaps: GapSettings = GapSettings()
+    storage: StorageSettings = StorageSettings()
+    sentry: SentrySettings = SentrySettings()
+
+    @property
+    def database_path(self) -> Path:
+        return self.storage.path or self.data_dir / "observer.sqlite"
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """Split ``HOST:PORT`` (``[::1]:PORT`` for IPv6); ValueError says what is wrong."""
+    host, sep, port_text = value.rpartition(":")
+    if not sep or not host or not port_text.isdigit() or int(port_text) > 65535:
+        raise ValueError(f"expected HOST:PORT with a port from 0 to 65535, got {value!r}")
+    return host.strip("[]"), int(port_text)
+
+
+def parse_shard(value: str) -> tuple[int, int]:
+    """Split ``i/n`` with 0 <= i < n; ValueError says what is wrong."""
+    index_text, sep, count_text = value.partition("/")
+    if not sep or not index_text.isdigit() or not count_text.isdigit():
+        raise ValueError(f"expected i/n, got {value!r}")
+    index, count = int(index_text), int(count_text)
+    if count < 1 or index >= count:
+        raise ValueError(f"shard index must be in 0..n-1 and n >= 1, got {value!r}")
+    return index, count
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of a config file, as written to docs/config.schema.json."""
+    schema = ObserverSettings.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "Observer configuration"
+    return schema
+
+
+def render_json_schema() -> str:
+    return json.dumps(json_schema(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    """``OBSERVER_TRACK_B__CAPACITY=30`` → ``{"track_b": {"capacity": 30}}``."""
+    tree: dict[str, Any] = {}
+    for name, raw in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX):
+            continue
+        path = [part.lower() for part in name.removeprefix(ENV_PREFIX).split(ENV_NESTING)]
+        node = tree
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"{name}: {part!r} is both a value and a section")
+        node[path[-1]] = yaml.safe_load(raw) if raw else raw
+    return tree
+
+
+def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _merge(dict(merged[key]), value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _describe(error: jsonschema.ValidationError, document: Any) -> str:
+    key = ".".join(str(part) for part in error.absolute_path) or "(top level)"
+    if error.validator == "additionalProperties":
+        return f"{key}: {error.message}"
+    return f"{key} = {error.instance!r}: {error.message}"
+
+
+def settings_from_mapping(document: Any, *, source: str = "config") -> ObserverSettings:
+    """Validate a parsed document (schema first, then the model); ConfigError on failure."""
+    if document is None:
+        document = {}
+    if not isinstance(document, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping, got {type(document).__name__}")
+    validator = jsonschema.Draft202012Validator(json_schema())
+    errors = sorted(validator.iter_errors(document), key=lambda e: list(e.absolute_path))
+    if errors:
+        raise ConfigError(f"{source}: " + "; ".join(_describe(e, document) for e in errors))
+    try:
+        return ObserverSettings.model_validate(document)
+    except ValidationError as exc:
+        problems = []
+        for item in exc.errors():
+            key = ".".join(str(part) for part in item["loc"]) or "(top level)"
+            problems.append(f"{key} = {item.get('input')!r}: {item['msg']}")
+        raise ConfigError(f"{source}: " + "; ".join(problems)) from None
+
+
+def load_settings(
+    path: Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> ObserverSettings:
+    """Settings from an optional YAML file, then ``OBSERVER_*`` variables, then ``overrides``.
+
+    Raises ConfigError naming the key, the value and the reason.
+    """
+    document: dict[str, Any] = {}
+    source = "config"
+    if path is not None:
+        source = str(path)
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping")
+        document = loaded or {}
+    env = _env_overrides(os.environ if environ is None else environ)
+    if env:
+        source = f"{source} + {ENV_PREFIX}* environment"
+    merged = _merge(_merge(document, env), overrides or {})
+    return settings_from_mapping(merged, source=source)

@@ -1,0 +1,1 @@
+"""A KIS-compatible simulated exchange with fault injection."""

@@ -1,0 +1,1 @@
+"""Prometheus alerting and recording rules, their unit tests, and Alertmanager config."""
