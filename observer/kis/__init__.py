@@ -1,0 +1,1 @@
+"""KIS Open API wire formats and the REST client (see shared spec kis-protocol.md)."""
