@@ -31,7 +31,7 @@ def new_registry() -> CollectorRegistry:
     """A fresh registry with the process, platform and GC collectors on."""
     # _created series double the counter count and no dashboard reads them.
     # prometheus_client only offers a process-wide switch for this.
-    prometheus_client.disable_created_metrics()
+    prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
     registry = CollectorRegistry(auto_describe=True)
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)

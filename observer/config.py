@@ -267,7 +267,9 @@ def settings_from_mapping(document: Any, *, source: str = "config") -> ObserverS
     if document is None:
         document = {}
     if not isinstance(document, dict):
-        raise ConfigError(f"{source}: the top level must be a mapping, got {type(document).__name__}")
+        raise ConfigError(
+            f"{source}: the top level must be a mapping, got {type(document).__name__}"
+        )
     validator = jsonschema.Draft202012Validator(json_schema())
     errors = sorted(validator.iter_errors(document), key=lambda e: list(e.absolute_path))
     if errors:

@@ -1,0 +1,220 @@
+"""The aiohttp exporter: what it serves (``build_app``) apart from where (``start``)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import html
+import json
+import logging
+import ssl
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from exporter import catalog
+from exporter.exposition import render
+from exporter.files import FileExporter
+from exporter.registry import Metrics
+from exporter.summary import SummarySource
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
+
+
+class WebConfigLike(Protocol):
+    """What the exporter needs of a web-config (``exporter.webconfig.WebConfig``)."""
+
+    def ssl_context(self) -> ssl.SSLContext | None: ...
+
+    def middleware(self) -> Middleware | None: ...
+
+
+class Readiness:
+    """Named conditions that must all hold before Observer reports ready.
+
+    ``token`` (a valid access token) and ``first_sweep`` (one complete Track A
+    sweep) are required by default; each starts unmet with its reason.
+    """
+
+    REQUIRED = ("token", "first_sweep")
+
+    def __init__(self, required: tuple[str, ...] = REQUIRED) -> None:
+        self._conditions: dict[str, tuple[bool, str]] = {
+            name: (False, "not reached yet") for name in required
+        }
+
+    def set(self, condition: str, ok: bool, reason: str = "") -> None:
+        self._conditions[condition] = (ok, reason or ("ok" if ok else "not met"))
+
+    @property
+    def ready(self) -> bool:
+        return all(ok for ok, _ in self._conditions.values())
+
+    def report(self) -> dict[str, Any]:
+        return {
+            "ready": self.ready,
+            "conditions": {
+                name: {"ok": ok, "reason": reason}
+                for name, (ok, reason) in sorted(self._conditions.items())
+            },
+        }
+
+
+LANDING_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Observer exporter</title></head>
+<body><h1>Observer exporter</h1><p>version {version}</p><ul>
+<li><a href="/metrics">/metrics</a> — Prometheus metrics (OpenMetrics on request)</li>
+<li><a href="/api/summary">/api/summary</a> — JSON summary</li>
+<li><a href="/healthz">/healthz</a> — process alive</li>
+<li><a href="/readyz">/readyz</a> — ready: token valid and first sweep done</li>
+</ul></body></html>
+"""
+
+
+class ExporterServer:
+    """Serves one ``Metrics`` registry over HTTP, and optionally to files.
+
+    ``start(host, port)`` binds (port 0 picks a free one; ``url`` reports the
+    bound address); ``close()`` stops serving and the file export, waiting for
+    a file write in progress so none is left half-written.
+    """
+
+    def __init__(
+        self,
+        metrics: Metrics,
+        *,
+        readiness: Readiness | None = None,
+        web_config: WebConfigLike | None = None,
+        export_dir: Path | None = None,
+        export_interval_seconds: float = 15.0,
+        version: str = "0.0.0",
+    ) -> None:
+        self.metrics = metrics
+        self.readiness = readiness or Readiness()
+        self._web_config = web_config
+        self._summary = SummarySource(metrics.registry)
+        self._version = version
+        self._runner: web.AppRunner | None = None
+        self._files = (
+            FileExporter(
+                export_dir,
+                self._render_files,
+                export_interval_seconds,
+                prepare=metrics.refresh,
+            )
+            if export_dir is not None
+            else None
+        )
+        self.host = ""
+        self.port = 0
+        self.scheme = "http"
+        metrics.on_collect(self._update_ready)
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{host}:{self.port}"
+
+    def build_app(self) -> web.Application:
+        middlewares: list[Any] = []
+        if self._web_config is not None and (auth := self._web_config.middleware()):
+            middlewares.append(web.middleware(auth))
+        app = web.Application(middlewares=middlewares)
+        app.router.add_get("/", self._landing)
+        app.router.add_get("/metrics", self._metrics)
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/readyz", self._readyz)
+        app.router.add_get("/api/summary", self._api_summary)
+        return app
+
+    async def start(self, host: str, port: int) -> None:
+        """Bind and serve; raises OSError when the address cannot be bound."""
+        ssl_context = self._web_config.ssl_context() if self._web_config else None
+        runner = web.AppRunner(self.build_app(), access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port, ssl_context=ssl_context, shutdown_timeout=1.0)
+        try:
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        bound = runner.addresses[0]
+        self.host, self.port = str(bound[0]), int(bound[1])
+        self.scheme = "https" if ssl_context else "http"
+        if self._files is not None:
+            await self._files.start()
+        log.info("exporter listening url=%s", self.url)
+
+    async def close(self) -> None:
+        if self._files is not None:
+            await self._files.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> ExporterServer:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    def _update_ready(self) -> None:
+        self.metrics.gauge(catalog.SYSTEM_READY).set(1 if self.readiness.ready else 0)
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        # Hooks read loop-owned state, so they run here; encoding runs in a thread.
+        self.metrics.refresh()
+        rendered = await asyncio.to_thread(
+            render,
+            self.metrics.registry,
+            accept=request.headers.get("Accept", ""),
+            accept_encoding=request.headers.get("Accept-Encoding", ""),
+        )
+        response = web.Response(body=rendered.body)
+        response.headers["Content-Type"] = rendered.content_type
+        if rendered.content_encoding:
+            response.headers["Content-Encoding"] = rendered.content_encoding
+        response.headers["Vary"] = "Accept, Accept-Encoding"
+        return response
+
+    async def _healthz(self, _request: web.Request) -> web.Response:
+        return web.json_response({"status": "alive"})
+
+    async def _readyz(self, _request: web.Request) -> web.Response:
+        report = self.readiness.report()
+        return web.json_response(report, status=200 if report["ready"] else 503)
+
+    async def _api_summary(self, _request: web.Request) -> web.Response:
+        self.metrics.refresh()
+        summary = await asyncio.to_thread(self._summary.summary)
+        return web.json_response(summary, dumps=_dumps)
+
+    async def _landing(self, _request: web.Request) -> web.Response:
+        body = LANDING_PAGE.format(version=html.escape(self._version))
+        return web.Response(text=body, content_type="text/html")
+
+    def _render_files(self) -> dict[str, bytes]:
+        """The file export's contents; called in a worker thread after a refresh."""
+        rendered = render(self.metrics.registry, accept="", accept_encoding="")
+        summary = _dumps(self._summary.summary()) + "\n"
+        return {"metrics.prom": rendered.body, "summary.json": summary.encode()}
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False)
+
+
+@contextlib.asynccontextmanager
+async def serving(server: ExporterServer, host: str, port: int) -> Any:
+    """``async with serving(server, host, port):`` starts and always closes it."""
+    await server.start(host, port)
+    try:
+        yield server
+    finally:
+        await server.close()
