@@ -10,11 +10,11 @@ from typing import TypeVar
 
 import prometheus_client
 from prometheus_client import (
-    GC_COLLECTOR,
     CollectorRegistry,
     Counter,
     Gauge,
     Histogram,
+    GCCollector,
     PlatformCollector,
     ProcessCollector,
 )
@@ -35,7 +35,7 @@ def new_registry() -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=True)
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
-    registry.register(type(GC_COLLECTOR)())  # a fresh GC collector bound to this registry only
+    GCCollector(registry=registry)
     return registry
 
 

@@ -135,9 +135,11 @@ class ExporterServer:
     async def start(self, host: str, port: int) -> None:
         """Bind and serve; raises OSError when the address cannot be bound."""
         ssl_context = self._web_config.ssl_context() if self._web_config else None
-        runner = web.AppRunner(self.build_app(), access_log=None, handle_signals=False)
+        runner = web.AppRunner(
+            self.build_app(), access_log=None, handle_signals=False, shutdown_timeout=1.0
+        )
         await runner.setup()
-        site = web.TCPSite(runner, host, port, ssl_context=ssl_context, shutdown_timeout=1.0)
+        site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
         try:
             await site.start()
         except BaseException:

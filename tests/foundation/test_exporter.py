@@ -1,0 +1,177 @@
+"""The exporter over real HTTP on loopback: routes, formats, readiness, summary, file export."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+import subprocess
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from prometheus_client.openmetrics.parser import (
+    text_string_to_metric_families as openmetrics_families,
+)
+from prometheus_client.parser import text_string_to_metric_families
+
+from exporter import catalog
+from exporter.registry import Metrics
+from exporter.server import ExporterServer, Readiness
+
+SPEC_SUMMARY_KEYS = {
+    "universe": {"current_size", "total_created", "total_deleted"},
+    "track_a": {"snapshots_collected", "avg_collection_duration_ms"},
+    "track_b": {
+        "total_slots",
+        "allocated_slots",
+        "available_slots",
+        "triggers",
+        "collection_speed",
+    },
+    "token": {"refreshes", "validity_seconds"},
+    "gaps": {"total_detected", "low_severity", "medium_severity", "high_severity"},
+    "rate_limiting": {"tokens_consumed", "total_delays"},
+    "api": {"total_requests", "total_errors", "error_rate", "avg_request_duration_ms"},
+}
+
+
+def populate(metrics: Metrics) -> None:
+    """Drive every catalog metric once, as events would."""
+    metrics.gauge(catalog.UNIVERSE_SIZE).set(2050)
+    metrics.counter(catalog.UNIVERSE_CREATED).inc(5)
+    metrics.counter(catalog.UNIVERSE_DELETED).inc(1)
+    metrics.counter(catalog.TRACK_A_SNAPSHOTS).inc()
+    metrics.histogram(catalog.TRACK_A_COLLECTION_DURATION).observe(0.234)
+    metrics.gauge(catalog.TRACK_B_SLOTS_CAPACITY).set(41)
+    metrics.gauge(catalog.TRACK_B_SLOTS_ALLOCATED).set(5)
+    metrics.counter(catalog.TRACK_B_TRIGGERS).labels("price_move", "claimed").inc(2)
+    metrics.gauge(catalog.TRACK_B_SLOT_IDLE).labels("0").set(1.5)
+    metrics.counter(catalog.TOKEN_REFRESHES).labels("success").inc()
+    metrics.gauge(catalog.TOKEN_VALIDITY).set(86400)
+    gaps = metrics.counter(catalog.GAPS_DETECTED)
+    for severity in ("low", "medium", "high"):
+        gaps.labels("b", severity, "volume_jump").inc(2)
+    metrics.counter(catalog.RATE_LIMIT_TOKENS).labels("sweep").inc(50)
+    metrics.counter(catalog.RATE_LIMIT_DELAYS).labels("sweep").inc()
+    metrics.counter(catalog.API_REQUESTS).labels("inquire_price", "ok").inc(2)
+    metrics.counter(catalog.API_REQUESTS).labels("inquire_price", "error").inc()
+    metrics.counter(catalog.API_ERRORS).labels("inquire_price", "rate_limit").inc()
+    for seconds in (0.2, 0.22, 0.25):
+        metrics.histogram(catalog.API_REQUEST_DURATION).labels("inquire_price").observe(seconds)
+
+
+@pytest.fixture
+async def served(metrics: Metrics, tmp_path: Path) -> AsyncIterator[ExporterServer]:
+    server = ExporterServer(
+        metrics, readiness=Readiness(), export_dir=tmp_path / "export", version="test"
+    )
+    await server.start("127.0.0.1", 0)
+    try:
+        yield server
+    finally:
+        await server.close()
+
+
+async def get(url: str, **headers: str) -> tuple[int, dict[str, str], bytes]:
+    headers.setdefault("Accept-Encoding", "identity")  # aiohttp asks for gzip by default
+    async with (
+        aiohttp.ClientSession(auto_decompress=False) as session,
+        session.get(url, headers=headers) as response,
+    ):
+        return response.status, dict(response.headers), await response.read()
+
+
+async def test_port_zero_reports_the_bound_port(served: ExporterServer) -> None:
+    assert served.port > 0
+    assert served.url == f"http://127.0.0.1:{served.port}"
+
+
+async def test_metrics_lists_every_catalog_metric(served: ExporterServer) -> None:
+    populate(served.metrics)
+    status, headers, body = await get(served.url + "/metrics")
+    assert status == 200
+    assert headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    families = {family.name for family in text_string_to_metric_families(body.decode())}
+    for spec in catalog.CATALOG:
+        assert spec.family in families, spec.name
+    assert "process_resident_memory_bytes" in families
+    assert "python_info" in families
+    created = {spec.family + "_created" for spec in catalog.CATALOG}
+    assert not [line for line in body.decode().splitlines() if line.split("{")[0].split(" ")[0] in created]
+
+
+async def test_openmetrics_when_asked(served: ExporterServer) -> None:
+    status, headers, body = await get(
+        served.url + "/metrics", Accept="application/openmetrics-text; version=1.0.0"
+    )
+    assert status == 200
+    assert headers["Content-Type"].startswith("application/openmetrics-text")
+    text = body.decode()
+    assert text.endswith("# EOF\n")
+    assert {f.name for f in openmetrics_families(text)} >= {catalog.API_REQUESTS.family}
+
+
+async def test_gzip_when_allowed(served: ExporterServer) -> None:
+    _, headers, body = await get(served.url + "/metrics", **{"Accept-Encoding": "gzip"})
+    assert headers.get("Content-Encoding") == "gzip"
+    assert b"observer_universe_size" in gzip.decompress(body)
+    _, headers, body = await get(served.url + "/metrics", **{"Accept-Encoding": "gzip;q=0"})
+    assert "Content-Encoding" not in headers and b"observer_universe_size" in body
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed")
+async def test_promtool_check_metrics_finds_no_problem(served: ExporterServer) -> None:
+    populate(served.metrics)
+    _, _, body = await get(served.url + "/metrics")
+    result = subprocess.run(
+        ["promtool", "check", "metrics"], input=body, capture_output=True, timeout=30
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == b"" and result.stderr.strip() == b""
+
+
+async def test_summary_has_the_spec_keys_with_live_values(served: ExporterServer) -> None:
+    populate(served.metrics)
+    status, _, body = await get(served.url + "/api/summary")
+    assert status == 200
+    summary = json.loads(body)
+    assert {key: set(value) for key, value in summary.items()} == SPEC_SUMMARY_KEYS
+    assert summary["universe"] == {"current_size": 2050, "total_created": 5, "total_deleted": 1}
+    assert summary["track_a"]["avg_collection_duration_ms"] == 234.0
+    assert summary["track_b"]["available_slots"] == 36
+    assert summary["gaps"]["high_severity"] == 2 and summary["gaps"]["total_detected"] == 6
+    assert summary["api"]["total_requests"] == 3 and summary["api"]["error_rate"] == 0.333
+    assert summary["api"]["avg_request_duration_ms"] == pytest.approx(223.33)
+
+
+async def test_readyz_flips_when_ready(served: ExporterServer) -> None:
+    status, _, body = await get(served.url + "/readyz")
+    assert status == 503
+    assert json.loads(body)["conditions"]["token"]["ok"] is False
+    served.readiness.set("token", True)
+    assert (await get(served.url + "/readyz"))[0] == 503
+    served.readiness.set("first_sweep", True)
+    status, _, body = await get(served.url + "/readyz")
+    assert status == 200 and json.loads(body)["ready"] is True
+    _, _, metrics_body = await get(served.url + "/metrics")
+    assert b"observer_system_ready 1.0" in metrics_body
+
+
+async def test_healthz_and_landing_page(served: ExporterServer) -> None:
+    status, _, body = await get(served.url + "/healthz")
+    assert status == 200 and json.loads(body) == {"status": "alive"}
+    status, _, body = await get(served.url + "/")
+    assert status == 200
+    for link in (b"/metrics", b"/api/summary", b"/healthz", b"/readyz"):
+        assert link in body
+
+
+async def test_file_export_writes_both_files(served: ExporterServer, tmp_path: Path) -> None:
+    populate(served.metrics)
+    await served.close()  # closing writes a last time
+    export = tmp_path / "export"
+    assert b"observer_universe_size 2050.0" in (export / "metrics.prom").read_bytes()
+    assert json.loads((export / "summary.json").read_text())["universe"]["current_size"] == 2050
+    assert sorted(p.name for p in export.iterdir()) == ["metrics.prom", "summary.json"]
