@@ -30,6 +30,11 @@ class GapCause(enum.StrEnum):
     SILENT_SYMBOL = "silent_symbol"  # Track B: one registered symbol went quiet
 
 
+class TriggerKind(enum.StrEnum):
+    PRICE_MOVE = "price_move"  # price changed by more than the threshold since the last snapshot
+    VOLUME_SURGE = "volume_surge"  # volume since the last snapshot well above its usual
+
+
 class Recovery(enum.StrEnum):
     PENDING = "pending"  # backfill not tried yet
     FULL = "full"
@@ -95,3 +100,13 @@ class Gap:
     @property
     def duration_seconds(self) -> float:
         return max(0.0, self.end - self.start)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Trigger:
+    """Track A's request for a Track B slot: ``symbol`` moved, by how much (``score``)."""
+
+    symbol: str
+    kind: TriggerKind
+    score: float  # how far past its threshold: 1.0 is just at it; higher is more valuable
+    at: float  # Unix seconds when Track A saw it
