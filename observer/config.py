@@ -78,6 +78,26 @@ class SimSettings(_Section):
     )
     speed: float = Field(1.0, gt=0, description="Simulated seconds per real second.")
     ping_interval_seconds: float = Field(100.0, gt=0, description="PINGPONG heartbeat period.")
+    start_at: str | None = Field(
+        None,
+        pattern=r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}$",
+        description="Simulated start, KST 'YYYY-MM-DD HH:MM:SS'; unset: the current time.",
+    )
+    token_min_interval_seconds: float = Field(
+        60.0, ge=0, description="Least time between two token grants per app key (EGW00133)."
+    )
+    token_error_http_status: Literal[200, 500] = Field(
+        500, description="HTTP status of business calls refused for an expired/invalid token."
+    )
+    backfill_page_rows: int = Field(
+        30, ge=1, le=1000, description="Rows per trades-by-time page (ends on a whole second)."
+    )
+    trade_history_seconds: float = Field(
+        3600.0, gt=0, description="Simulated seconds of generated trades kept for backfill."
+    )
+    push_interval_seconds: float = Field(
+        0.1, gt=0, le=5, description="Real seconds between WebSocket pushes of new trades."
+    )
 
 
 class RateLimitSettings(_Section):
