@@ -1,0 +1,212 @@
+"""``RateLimiter``: one per app key; never above its rate in any 1 s window, never idle with work.
+
+The pure ``WindowSchedule`` decides when the next call may go; the asyncio
+``RateLimiter`` queues callers in priority lanes (``backfill`` before
+``sweep``) and releases them at those times.
+
+Why two rules: the broker counts arrivals in a 1 s window whose kind it does
+not publish (sliding is the strictest, kis-protocol.md "Rate limits"). Calls
+are spaced evenly at ``1/rate`` (no bursts), and a log of the last ``capacity``
+grant times makes the ``capacity + 1``-th call wait until ``1 s + safety`` after
+the first, so jitter between our send and the server's arrival stamp smaller
+than ``safety_seconds`` can never put ``capacity + 1`` calls in one window. The
+cost is ``safety`` per window: 5 ms in 1 s keeps 99.5 % of the rate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+from exporter import catalog
+from exporter.registry import Metrics
+
+LANES: tuple[str, ...] = ("backfill", "sweep")  # highest priority first
+WINDOW_SECONDS = 1.0
+DEFAULT_SAFETY_SECONDS = 0.005
+
+
+class WindowSchedule:
+    """When the next call may start, given past grants (pure; times in seconds).
+
+    ``capacity`` is ``floor(rate)`` calls per window. ``next_allowed(now)`` is the
+    earliest time satisfying: not before ``now``; not during a back-off pause;
+    not before the previous *scheduled* time plus ``1/rate`` (so a late wake-up
+    does not push every later call back); not before the oldest of the last
+    ``capacity`` *actual* grants plus ``window + safety``.
+    """
+
+    def __init__(
+        self,
+        rate_per_second: float,
+        *,
+        window_seconds: float = WINDOW_SECONDS,
+        safety_seconds: float = DEFAULT_SAFETY_SECONDS,
+    ) -> None:
+        if rate_per_second <= 0:
+            raise ValueError(f"rate must be positive, got {rate_per_second}")
+        self.rate = rate_per_second
+        self.capacity = max(1, math.floor(rate_per_second * window_seconds + 1e-9))
+        self.spacing = 1.0 / rate_per_second
+        self.window = window_seconds
+        self.safety = safety_seconds
+        self._grants: deque[float] = deque(maxlen=self.capacity)
+        self._last_scheduled = -math.inf
+        self._paused_until = -math.inf
+
+    def next_allowed(self, now: float) -> float:
+        return max(now, self._earliest())
+
+    def grant(self, now: float) -> bool:
+        """Grant a call at ``now`` if allowed (True) and record it; False if it must wait.
+
+        The grid of scheduled times is kept when a wake-up comes late by less than
+        one spacing, and restarts at ``now`` after an idle spell (no burst of credit).
+        """
+        earliest = self._earliest()
+        if earliest > now:
+            return False
+        self._last_scheduled = earliest if now - earliest < self.spacing else now
+        self._grants.append(now)
+        return True
+
+    def _earliest(self) -> float:
+        at = max(self._paused_until, self._last_scheduled + self.spacing)
+        if len(self._grants) == self.capacity:
+            at = max(at, self._grants[0] + self.window + self.safety)
+        return at
+
+    def pause_until(self, until: float) -> None:
+        """No grant before ``until`` (server back-off); later pauses extend, earlier do not."""
+        self._paused_until = max(self._paused_until, until)
+
+    @property
+    def paused_until(self) -> float:
+        return self._paused_until
+
+
+@dataclass(eq=False)
+class _Waiter:
+    lane: str
+    enqueued: float
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class RateLimiter:
+    """Releases REST calls at the configured rate, backfill lane first.
+
+    ``async with limiter.slot("sweep"):`` waits for a grant (cancellation while
+    waiting gives the place up cleanly). ``server_rejected()`` is called when the
+    server still answered EGW00201: every lane pauses for ``backoff_seconds``
+    and ``observer_rate_limit_rejections_total`` counts it.
+    """
+
+    def __init__(
+        self,
+        rate_per_second: float,
+        *,
+        metrics: Metrics | None = None,
+        backoff_seconds: float = 1.0,
+        safety_seconds: float = DEFAULT_SAFETY_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.schedule = WindowSchedule(rate_per_second, safety_seconds=safety_seconds)
+        self.backoff_seconds = backoff_seconds
+        self._metrics = metrics
+        self._clock = clock
+        self._queues: dict[str, deque[_Waiter]] = {lane: deque() for lane in LANES}
+        self.granted = 0
+        self.rejections = 0
+
+    @property
+    def rate(self) -> float:
+        return self.schedule.rate
+
+    def queue_depth(self, lane: str | None = None) -> int:
+        if lane is not None:
+            return len(self._queues[lane])
+        return sum(len(queue) for queue in self._queues.values())
+
+    @contextlib.asynccontextmanager
+    async def slot(self, lane: str = "sweep") -> AsyncIterator[None]:
+        await self.acquire(lane)
+        yield
+
+    async def acquire(self, lane: str = "sweep") -> float:
+        """Wait for a grant in ``lane``; returns the seconds waited."""
+        if lane not in self._queues:
+            raise ValueError(f"unknown lane {lane!r}; lanes are {LANES}")
+        waiter = _Waiter(lane, self._clock())
+        self._queues[lane].append(waiter)
+        self._set_depth(lane)
+        try:
+            await self._wait_turn(waiter)
+        except BaseException:
+            with contextlib.suppress(ValueError):
+                self._queues[lane].remove(waiter)
+            self._set_depth(lane)
+            self._wake_head()
+            raise
+        waited = self._clock() - waiter.enqueued
+        self._count_grant(lane, waited)
+        return waited
+
+    def server_rejected(self) -> None:
+        """The server answered EGW00201: pause every lane for ``backoff_seconds``."""
+        self.rejections += 1
+        self.schedule.pause_until(self._clock() + self.backoff_seconds)
+        if self._metrics is not None:
+            self._metrics.counter(catalog.RATE_LIMIT_REJECTIONS).inc()
+
+    async def _wait_turn(self, waiter: _Waiter) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            if self._head() is waiter:
+                now = self._clock()
+                if self.schedule.grant(now):
+                    self._queues[waiter.lane].popleft()
+                    self._set_depth(waiter.lane)
+                    self._wake_head()
+                    return
+                delay = self.schedule.next_allowed(now) - now
+                timer = loop.call_later(delay, waiter.wake.set)
+                try:
+                    await waiter.wake.wait()
+                finally:
+                    timer.cancel()
+            else:
+                await waiter.wake.wait()
+            waiter.wake.clear()
+
+    def _head(self) -> _Waiter | None:
+        for lane in LANES:
+            if self._queues[lane]:
+                return self._queues[lane][0]
+        return None
+
+    def _wake_head(self) -> None:
+        head = self._head()
+        if head is not None:
+            head.wake.set()
+
+    def _set_depth(self, lane: str) -> None:
+        if self._metrics is not None:
+            depth = len(self._queues[lane])
+            self._metrics.gauge(catalog.RATE_LIMIT_QUEUE_DEPTH).labels(lane).set(depth)
+        # A new waiter at the head of a higher lane must take over the timer.
+        if lane == LANES[0]:
+            self._wake_head()
+
+    def _count_grant(self, lane: str, waited: float) -> None:
+        self.granted += 1
+        if self._metrics is None:
+            return
+        self._metrics.counter(catalog.RATE_LIMIT_TOKENS).labels(lane).inc()
+        if waited > 0.0005:
+            self._metrics.counter(catalog.RATE_LIMIT_DELAYS).labels(lane).inc()
+            self._metrics.histogram(catalog.RATE_LIMIT_DELAY_DURATION).labels(lane).observe(waited)

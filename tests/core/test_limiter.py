@@ -1,0 +1,135 @@
+"""RateLimiter: no 1 s window over the rate, no idle time with work queued, lanes, back-off."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from exporter import catalog
+from exporter.registry import Metrics
+from observer.limiter import RateLimiter, WindowSchedule
+
+
+def simulate(rate: float, arrivals: list[float], lateness: list[float]) -> list[float]:
+    """Grant times for FIFO arrivals; each release comes ``lateness[i]`` after it was due."""
+    schedule = WindowSchedule(rate)
+    grants: list[float] = []
+    clock = 0.0
+    for index, arrival in enumerate(sorted(arrivals)):
+        clock = max(clock, arrival)
+        due = schedule.next_allowed(clock)
+        clock = due + lateness[index % len(lateness)]
+        assert schedule.grant(clock)
+        grants.append(clock)
+    return grants
+
+
+def max_in_any_window(times: list[float], window: float = 1.0) -> int:
+    """Most grants in any closed window [t, t + window] (the strictest server reading)."""
+    best, start = 0, 0
+    for end, t in enumerate(times):
+        while t - times[start] > window:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    rate=st.sampled_from([1.0, 2.0, 2.5, 19.0, 20.0, 200.0]),
+    arrivals=st.lists(st.floats(0, 20, allow_nan=False), min_size=1, max_size=400),
+    lateness=st.lists(st.floats(0, 0.02, allow_nan=False), min_size=1, max_size=10),
+)
+def test_no_window_holds_more_than_the_rate(
+    rate: float, arrivals: list[float], lateness: list[float]
+) -> None:
+    grants = simulate(rate, arrivals, lateness)
+    assert max_in_any_window(grants) <= int(rate)
+    # The margin holds too: the (capacity+1)-th grant is over 1 s + safety after the first.
+    capacity = int(rate)
+    for first, later in zip(grants, grants[capacity:], strict=False):
+        assert later - first >= 1.0 + 0.005 - 1e-9
+
+
+@given(backlog=st.integers(100, 2000))
+def test_a_backlog_runs_at_99_percent_of_the_rate(backlog: int) -> None:
+    grants = simulate(20.0, [0.0] * backlog, [0.0])
+    achieved = (len(grants) - 1) / (grants[-1] - grants[0])
+    assert achieved >= 0.99 * 20.0
+
+
+def test_no_idle_gap_while_work_is_queued() -> None:
+    schedule = WindowSchedule(20.0)
+    grants = simulate(20.0, [0.0] * 60, [0.0])
+    for earlier, later in zip(grants, grants[1:], strict=False):
+        assert later - earlier <= schedule.spacing + schedule.safety + 1e-9
+
+
+def test_idle_time_earns_no_burst() -> None:
+    grants = simulate(20.0, [0.0, 10.0, 10.0, 10.0], [0.0])
+    assert grants[2] - grants[1] >= 0.05 - 1e-9
+
+
+async def test_concurrent_callers_never_exceed_the_rate(metrics: Metrics) -> None:
+    limiter = RateLimiter(200.0, metrics=metrics)
+    granted: list[float] = []
+
+    async def caller(count: int) -> None:
+        for _ in range(count):
+            async with limiter.slot("sweep"):
+                granted.append(time.monotonic())
+
+    async with asyncio.TaskGroup() as group:
+        for _ in range(40):
+            group.create_task(caller(12))
+    assert len(granted) == 480
+    assert max_in_any_window(sorted(granted)) <= 200
+    tokens = metrics.counter(catalog.RATE_LIMIT_TOKENS).labels("sweep")._value.get()
+    assert tokens == 480
+    assert metrics.counter(catalog.RATE_LIMIT_DELAYS).labels("sweep")._value.get() > 0
+    assert metrics.gauge(catalog.RATE_LIMIT_QUEUE_DEPTH).labels("sweep")._value.get() == 0
+
+
+async def test_backfill_lane_goes_first() -> None:
+    limiter = RateLimiter(50.0)
+    order: list[str] = []
+
+    async def call(lane: str, name: str) -> None:
+        async with limiter.slot(lane):
+            order.append(name)
+
+    async with asyncio.TaskGroup() as group:
+        for index in range(8):
+            group.create_task(call("sweep", f"s{index}"))
+        await asyncio.sleep(0)  # the sweeps are queued before the backfills arrive
+        for index in range(4):
+            group.create_task(call("backfill", f"b{index}"))
+    first_backfill = order.index("b0")
+    assert first_backfill <= 2
+    assert order[first_backfill : first_backfill + 4] == ["b0", "b1", "b2", "b3"]
+
+
+async def test_server_rejection_pauses_every_lane(metrics: Metrics) -> None:
+    limiter = RateLimiter(100.0, metrics=metrics, backoff_seconds=0.3)
+    await limiter.acquire("sweep")
+    limiter.server_rejected()
+    started = time.monotonic()
+    await limiter.acquire("backfill")
+    assert time.monotonic() - started >= 0.29
+    assert metrics.counter(catalog.RATE_LIMIT_REJECTIONS)._value.get() == 1
+
+
+async def test_a_cancelled_waiter_gives_its_place_up() -> None:
+    limiter = RateLimiter(5.0)
+    for _ in range(5):
+        await limiter.acquire()
+    stuck = asyncio.create_task(limiter.acquire())
+    await asyncio.sleep(0.01)
+    assert limiter.queue_depth() == 1
+    stuck.cancel()
+    await asyncio.gather(stuck, return_exceptions=True)
+    assert limiter.queue_depth() == 0
+    await asyncio.wait_for(limiter.acquire("backfill"), timeout=3)
