@@ -56,7 +56,7 @@ class Classification:
 
 
 def _code_class(code: str) -> Classification | None:
-    if code == RATE_LIMITED or code == ISSUANCE_THROTTLED:
+    if code in (RATE_LIMITED, ISSUANCE_THROTTLED):
         return Classification(ErrorClass.RATE_LIMIT, code, retryable=True)
     if code in TOKEN_REJECTED:
         return Classification(ErrorClass.TOKEN, code, retryable=True)

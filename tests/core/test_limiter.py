@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 
 from hypothesis import given, settings
@@ -64,7 +65,7 @@ def test_a_backlog_runs_at_99_percent_of_the_rate(backlog: int) -> None:
 def test_no_idle_gap_while_work_is_queued() -> None:
     schedule = WindowSchedule(20.0)
     grants = simulate(20.0, [0.0] * 60, [0.0])
-    for earlier, later in zip(grants, grants[1:], strict=False):
+    for earlier, later in itertools.pairwise(grants):
         assert later - earlier <= schedule.spacing + schedule.safety + 1e-9
 
 
