@@ -107,6 +107,13 @@ class RateLimitSettings(_Section):
     backoff_seconds: float = Field(
         1.0, gt=0, description="Pause of all calls after the server answers EGW00201."
     )
+    safety_seconds: float = Field(
+        0.005,
+        ge=0,
+        le=0.1,
+        description="Margin added to the 1 s window between a call and the one `rate` calls "
+        "later, so send-to-arrival jitter cannot put one call too many in a server window.",
+    )
 
 
 class TokenSettings(_Section):
@@ -115,6 +122,12 @@ class TokenSettings(_Section):
         ge=60,
         description="Refresh this long before expiry; 5 h so that the broker's same-token-"
         "within-6-h rule hands out a new token.",
+    )
+    min_issue_interval_seconds: float = Field(
+        60.0,
+        ge=0,
+        description="Least time between two token issuance attempts (the broker allows one "
+        "a minute, EGW00133); lower only against a simulator configured likewise.",
     )
 
 
