@@ -1,0 +1,265 @@
+"""``TokenManager``: the access token's lifecycle (fresh / refreshing / expired) and disk cache.
+
+- One issuance at a time (an ``asyncio.Lock``): callers that find the token
+  missing or expired wait for the one refresh in flight.
+- Refreshed ``refresh_margin_seconds`` before expiry (default 5 h: the broker
+  returns the *same* token within 6 h of an issuance, kis-protocol.md).
+- Never two issuance attempts within ``min_issue_interval_seconds`` (60 s, the
+  broker's EGW00133 rule), counted from the last attempt, even across restarts.
+- Cached on disk per app key and endpoint, as JSON, mode 0600, written to a
+  temporary file and ``os.replace``-d into place. A cache file that is group- or
+  world-accessible is *not used* (a warning names the path and its mode) and is
+  replaced by a private one at the next issuance.
+- The token value never appears in a repr, log line or exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import enum
+import hashlib
+import json
+import logging
+import os
+import stat
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from exporter import catalog
+from exporter.registry import Metrics
+from observer.config import TokenSettings
+from observer.credentials import Credentials
+from observer.kis.errors import KisApiError, TokenUnavailableError
+
+log = logging.getLogger(__name__)
+KST = dt.timezone(dt.timedelta(hours=9))
+MAX_RETRY_WAIT_SECONDS = 60.0
+
+
+class TokenState(enum.StrEnum):
+    FRESH = "fresh"
+    REFRESHING = "refreshing"
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True, slots=True)
+class AccessToken:
+    """An issued access token; ``expires_at`` and ``issued_at`` are Unix seconds."""
+
+    value: str = field(repr=False)
+    expires_at: float
+    issued_at: float
+
+
+def parse_token_answer(body: dict[str, object], *, received_at: float) -> AccessToken:
+    """An AccessToken from a ``/oauth2/tokenP`` answer; ValueError if it holds none.
+
+    ``{"access_token": "eyJ…", "token_type": "Bearer", "expires_in": 86400,
+    "access_token_token_expired": "2026-11-25 11:00:00"}``: the KST expiry string
+    wins over ``expires_in`` (kis-protocol.md).
+    """
+    value = body.get("access_token")
+    if not isinstance(value, str) or not value:
+        raise ValueError("the answer carries no access_token")
+    expired_text = body.get("access_token_token_expired")
+    expires_at: float | None = None
+    if isinstance(expired_text, str):
+        with contextlib.suppress(ValueError):
+            parsed = dt.datetime.strptime(expired_text.strip(), "%Y-%m-%d %H:%M:%S")
+            expires_at = parsed.replace(tzinfo=KST).timestamp()
+    if expires_at is None:
+        try:
+            expires_at = received_at + float(str(body.get("expires_in", "86400")))
+        except ValueError:
+            expires_at = received_at + 86400.0
+    return AccessToken(value, expires_at, received_at)
+
+
+class TokenCache:
+    """One token per app key and endpoint in ``directory`` (0700), files 0600, atomic writes."""
+
+    def __init__(self, directory: Path, credentials: Credentials, endpoint: str) -> None:
+        scope = hashlib.sha256(endpoint.encode()).hexdigest()[:8]
+        self.directory = directory
+        self.path = directory / f"token-{credentials.fingerprint}-{scope}.json"
+
+    def load(self) -> AccessToken | None:
+        """The cached token, or None when absent, unreadable, malformed or not private."""
+        try:
+            mode = self.path.stat().st_mode
+        except FileNotFoundError:
+            return None
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            log.warning(
+                "token cache ignored: group/world accessible path=%s mode=%o",
+                self.path,
+                stat.S_IMODE(mode),
+            )
+            return None
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+            return AccessToken(
+                str(data["access_token"]), float(data["expires_at"]), float(data["issued_at"])
+            )
+        except (OSError, ValueError, KeyError, TypeError):
+            log.warning("token cache ignored: unreadable path=%s", self.path)
+            return None
+
+    def store(self, token: AccessToken) -> None:
+        """Write atomically: a private temporary file, fsync, then ``os.replace``."""
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        payload = json.dumps(
+            {
+                "access_token": token.value,
+                "expires_at": token.expires_at,
+                "issued_at": token.issued_at,
+            }
+        )
+        handle, temp_name = tempfile.mkstemp(prefix=".token-", dir=self.directory)
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                out.write(payload)
+                out.flush()
+                os.fsync(out.fileno())
+            os.chmod(temp_name, 0o600)
+            os.replace(temp_name, self.path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temp_name)
+            raise
+
+
+Issuer = Callable[[], Awaitable[AccessToken]]
+
+
+class TokenManager:
+    """Hands out a valid access token, issuing one only when needed and allowed.
+
+    ``issue`` performs one ``/oauth2/tokenP`` call and raises ``KisApiError``
+    on refusal. ``get()`` may wait (for the refresh in flight, or for the 60 s
+    guard); it raises ``TokenUnavailableError`` only for refusals that waiting
+    cannot cure (bad app key or secret).
+    """
+
+    def __init__(
+        self,
+        issue: Issuer,
+        settings: TokenSettings,
+        *,
+        cache: TokenCache | None = None,
+        metrics: Metrics | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._issue = issue
+        self._settings = settings
+        self._cache = cache
+        self._metrics = metrics
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = asyncio.Lock()
+        self._token: AccessToken | None = cache.load() if cache else None
+        self._last_attempt = self._token.issued_at if self._token else -float("inf")
+        self._refreshing = False
+        self.issued = 0
+        if self._token is not None:
+            log.info("token loaded from cache validity_s=%.0f", self.validity_seconds() or 0.0)
+        if metrics is not None:
+            metrics.on_collect(self._export_validity)
+
+    @property
+    def state(self) -> TokenState:
+        if self._refreshing:
+            return TokenState.REFRESHING
+        if self._token is None or self._clock() >= self._token.expires_at:
+            return TokenState.EXPIRED
+        return TokenState.FRESH
+
+    def validity_seconds(self) -> float | None:
+        """Seconds until the current token expires (negative once past), None without one."""
+        return None if self._token is None else self._token.expires_at - self._clock()
+
+    async def get(self) -> str:
+        """A usable token value; refreshes it first when missing, expired or due."""
+        token = self._token
+        if (
+            token is not None
+            and self._clock() < token.expires_at - self._settings.refresh_margin_seconds
+        ):
+            return token.value
+        async with self._lock:
+            return await self._refresh_locked()
+
+    async def invalidate(self, rejected: str) -> str:
+        """The server refused ``rejected`` (EGW00121/2/3): a new token, issued once for all callers.
+
+        If another caller already replaced it, the replacement is returned unissued.
+        """
+        async with self._lock:
+            if self._token is not None and self._token.value == rejected:
+                self._token = AccessToken(rejected, self._clock(), self._token.issued_at)
+            return await self._refresh_locked()
+
+    async def _refresh_locked(self) -> str:
+        while True:
+            token = self._token
+            now = self._clock()
+            usable = token is not None and now < token.expires_at
+            if token is not None and now < token.expires_at - self._settings.refresh_margin_seconds:
+                return token.value
+            wait = self._last_attempt + self._settings.min_issue_interval_seconds - now
+            if wait > 0:
+                if usable and token is not None:
+                    return token.value  # due for refresh, still valid: try again later
+                log.info("token issuance waits for the 60 s guard wait_s=%.1f", wait)
+                await self._sleep(wait)
+                continue
+            if await self._attempt() or not usable:
+                if self._token is not None and self._clock() < self._token.expires_at:
+                    return self._token.value
+                continue
+            assert token is not None
+            return token.value
+
+    async def _attempt(self) -> bool:
+        """One issuance attempt; True on success. Non-retryable refusals raise."""
+        self._last_attempt = self._clock()
+        self._refreshing = True
+        try:
+            token = await self._issue()
+        except KisApiError as exc:
+            self._count("failure")
+            log.warning("token issuance failed code=%s", exc.classification.code)
+            if not exc.retryable:
+                raise TokenUnavailableError(f"token issuance refused: {exc}") from exc
+            if exc.classification.issuance_throttled:
+                # The server saw an issuance we do not know of: the guard restarts now.
+                self._last_attempt = self._clock()
+            return False
+        finally:
+            self._refreshing = False
+        self._token = token
+        self._last_attempt = max(self._last_attempt, token.issued_at)
+        self.issued += 1
+        self._count("success")
+        if self._cache is not None:
+            try:
+                self._cache.store(token)
+            except OSError as exc:
+                log.warning("token cache not written reason=%s", exc.strerror)
+        log.info("token issued validity_s=%.0f", token.expires_at - self._clock())
+        return True
+
+    def _count(self, result: str) -> None:
+        if self._metrics is not None:
+            self._metrics.counter(catalog.TOKEN_REFRESHES).labels(result).inc()
+
+    def _export_validity(self) -> None:
+        validity = self.validity_seconds()
+        if validity is not None and self._metrics is not None:
+            self._metrics.gauge(catalog.TOKEN_VALIDITY).set(validity)
