@@ -1,0 +1,115 @@
+"""``SlotTable``: which symbols hold the WebSocket's registration slots (pure, no I/O).
+
+KIS allows 41 ``H0STCNT0`` registrations per session; the 42nd is refused
+with ``OPSP0008``. The table never holds more than its capacity (at most 41).
+A trigger claims a free slot; when none is free it evicts the least valuable
+holder that has held its slot for at least ``min_hold_seconds`` and is worth
+less than the newcomer; otherwise the trigger is refused (slot starvation).
+Times are plain floats from the caller's clock.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from observer.errors import ObserverError
+
+KIS_MAX_REGISTRATIONS = 41
+
+
+class SlotError(ObserverError):
+    """An impossible slot request (capacity out of range, negative hold)."""
+
+
+class ClaimOutcome(enum.StrEnum):
+    """What became of a claim; the values are the ``outcome`` label of the trigger counter."""
+
+    CLAIMED = "claimed"  # took a free slot
+    EVICTED_OTHER = "evicted_other"  # took the slot of a less valuable symbol
+    ALREADY_HELD = "already_held"  # the symbol already had a slot (its value is refreshed)
+    REFUSED = "refused"  # no free slot and nobody evictable
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    index: int  # 0 .. capacity-1, stable while held (the metrics' ``slot`` label)
+    symbol: str
+    value: float  # the trigger's score: higher is more valuable
+    claimed_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    outcome: ClaimOutcome
+    slot: Slot | None  # the slot the symbol holds now (None when refused)
+    evicted: str | None = None  # the symbol that lost its slot
+
+
+class SlotTable:
+    """At most ``capacity`` symbols, each in a numbered slot."""
+
+    def __init__(self, capacity: int, *, min_hold_seconds: float) -> None:
+        if not 1 <= capacity <= KIS_MAX_REGISTRATIONS:
+            raise SlotError(f"capacity must be 1 to {KIS_MAX_REGISTRATIONS}, got {capacity}")
+        if min_hold_seconds < 0:
+            raise SlotError(f"min_hold_seconds must be >= 0, got {min_hold_seconds}")
+        self.capacity = capacity
+        self.min_hold_seconds = min_hold_seconds
+        self._by_symbol: dict[str, Slot] = {}
+
+    @property
+    def allocated(self) -> int:
+        return len(self._by_symbol)
+
+    def symbols(self) -> list[str]:
+        """Held symbols in slot order."""
+        return [slot.symbol for slot in self.slots()]
+
+    def slots(self) -> list[Slot]:
+        return sorted(self._by_symbol.values(), key=lambda slot: slot.index)
+
+    def slot_of(self, symbol: str) -> Slot | None:
+        return self._by_symbol.get(symbol)
+
+    def __contains__(self, symbol: object) -> bool:
+        return symbol in self._by_symbol
+
+    def claim(self, symbol: str, value: float, now: float) -> Claim:
+        """Give ``symbol`` a slot if it is worth one; see the module docstring for the rule."""
+        held = self._by_symbol.get(symbol)
+        if held is not None:
+            refreshed = Slot(held.index, symbol, max(held.value, value), held.claimed_at)
+            self._by_symbol[symbol] = refreshed
+            return Claim(ClaimOutcome.ALREADY_HELD, refreshed)
+        free = self._free_index()
+        if free is not None:
+            return Claim(ClaimOutcome.CLAIMED, self._take(free, symbol, value, now))
+        victim = self._victim(value, now)
+        if victim is None:
+            return Claim(ClaimOutcome.REFUSED, None)
+        del self._by_symbol[victim.symbol]
+        slot = self._take(victim.index, symbol, value, now)
+        return Claim(ClaimOutcome.EVICTED_OTHER, slot, evicted=victim.symbol)
+
+    def release(self, symbol: str) -> Slot | None:
+        """Free ``symbol``'s slot; the slot it held, or None if it held none."""
+        return self._by_symbol.pop(symbol, None)
+
+    def _take(self, index: int, symbol: str, value: float, now: float) -> Slot:
+        slot = Slot(index, symbol, value, now)
+        self._by_symbol[symbol] = slot
+        return slot
+
+    def _free_index(self) -> int | None:
+        used = {slot.index for slot in self._by_symbol.values()}
+        return next((i for i in range(self.capacity) if i not in used), None)
+
+    def _victim(self, value: float, now: float) -> Slot | None:
+        """The least valuable holder past its minimum hold and worth less than ``value``."""
+        candidates = [
+            slot
+            for slot in self._by_symbol.values()
+            if now - slot.claimed_at >= self.min_hold_seconds and slot.value < value
+        ]
+        return min(candidates, key=lambda s: (s.value, s.claimed_at), default=None)
