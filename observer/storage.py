@@ -1,0 +1,314 @@
+"""``Storage``: SQLite (WAL) behind a bounded queue, written in batches by one writer thread.
+
+Records (``Snapshot``, ``Trade``, ``Gap``) are stored under their natural unique
+key (``records.py``), so storing one twice — after a restart or a backfill —
+keeps one row: ``INSERT OR IGNORE`` for snapshots and trades; a gap stored again
+under the same key updates its end, severity, missing volume and recovery.
+``observer_storage_rows_written_total{kind}`` counts new rows only.
+
+A batch that fails to commit (disk full, locked database) is counted in
+``observer_storage_write_errors_total``, kept, and retried with a capped
+back-off: nothing put is dropped while the process lives. A producer that finds
+the queue full waits (and ``observer_storage_queue_overflows_total`` counts it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import sqlite3
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from exporter import catalog
+from exporter.registry import Metrics
+from observer.config import StorageSettings
+from observer.errors import ObserverError
+from observer.records import Gap, GapCause, Recovery, Severity, Snapshot, Track, Trade
+
+log = logging.getLogger(__name__)
+Record = Snapshot | Trade | Gap
+RETRY_INITIAL_SECONDS = 0.2
+RETRY_MAX_SECONDS = 5.0
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS snapshots (
+    symbol TEXT NOT NULL, collected_at REAL NOT NULL, price INTEGER NOT NULL,
+    cumulative_volume INTEGER NOT NULL, fields TEXT NOT NULL,
+    PRIMARY KEY (symbol, collected_at)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS trades (
+    symbol TEXT NOT NULL, business_date TEXT NOT NULL, time TEXT NOT NULL,
+    price INTEGER NOT NULL, volume INTEGER NOT NULL, cumulative_volume INTEGER NOT NULL,
+    source TEXT NOT NULL,
+    PRIMARY KEY (symbol, business_date, cumulative_volume)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS gaps (
+    symbol TEXT NOT NULL, track TEXT NOT NULL, cause TEXT NOT NULL, start REAL NOT NULL,
+    "end" REAL NOT NULL, severity TEXT NOT NULL, missing_volume INTEGER, recovery TEXT NOT NULL,
+    PRIMARY KEY (symbol, track, cause, start)
+) WITHOUT ROWID;
+"""
+
+INSERT_SNAPSHOT = "INSERT OR IGNORE INTO snapshots VALUES (?, ?, ?, ?, ?)"
+INSERT_TRADE = "INSERT OR IGNORE INTO trades VALUES (?, ?, ?, ?, ?, ?, ?)"
+INSERT_GAP = "INSERT OR IGNORE INTO gaps VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+UPDATE_GAP = (
+    'UPDATE gaps SET "end" = ?, severity = ?, missing_volume = ?, recovery = ? '
+    "WHERE symbol = ? AND track = ? AND cause = ? AND start = ?"
+)
+
+
+class StorageError(ObserverError):
+    """The database cannot be opened or is not Observer's."""
+
+
+def _kind(record: Record) -> str:
+    if isinstance(record, Snapshot):
+        return "snapshot"
+    if isinstance(record, Trade):
+        return "trade"
+    return "gap"
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """A connection in WAL mode with the schema in place (used by the writer thread)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=NORMAL")  # WAL: a process crash loses nothing committed
+    connection.execute("PRAGMA busy_timeout=5000")
+    connection.executescript(SCHEMA)
+    return connection
+
+
+def write_batch(connection: sqlite3.Connection, batch: Sequence[Record]) -> dict[str, int]:
+    """Commit ``batch`` in one transaction; returns new rows by kind. Rolls back on error."""
+    new = {kind: 0 for kind in catalog.ROW_KINDS}
+    connection.execute("BEGIN")
+    try:
+        for record in batch:
+            new[_kind(record)] += _write(connection, record)
+        connection.execute("COMMIT")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    return new
+
+
+def _write(connection: sqlite3.Connection, record: Record) -> int:
+    if isinstance(record, Snapshot):
+        row: tuple[Any, ...] = (
+            record.symbol,
+            record.collected_at,
+            record.price,
+            record.cumulative_volume,
+            json.dumps(dict(record.fields), ensure_ascii=False, sort_keys=True),
+        )
+        return connection.execute(INSERT_SNAPSHOT, row).rowcount
+    if isinstance(record, Trade):
+        row = (
+            record.symbol,
+            record.business_date,
+            record.time,
+            record.price,
+            record.volume,
+            record.cumulative_volume,
+            record.source,
+        )
+        return connection.execute(INSERT_TRADE, row).rowcount
+    key = (record.symbol, record.track.value, record.cause.value, record.start)
+    values = (record.end, record.severity.value, record.missing_volume, record.recovery.value)
+    inserted = connection.execute(INSERT_GAP, (*key, *values)).rowcount
+    if not inserted:
+        connection.execute(UPDATE_GAP, (*values, *key))
+    return inserted
+
+
+class Storage:
+    """``async with Storage(path, settings, metrics=m) as storage: await storage.put(record)``.
+
+    ``put`` waits while the queue is full; ``flush`` returns once everything put
+    so far is committed; leaving the ``async with`` flushes and closes.
+    """
+
+    def __init__(self, path: Path, settings: StorageSettings, *, metrics: Metrics) -> None:
+        self.path = path
+        self._settings = settings
+        self._metrics = metrics
+        self._queue: asyncio.Queue[Record] = asyncio.Queue(maxsize=settings.queue_size)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="storage-writer")
+        self._connection: sqlite3.Connection | None = None
+        self._consumer: asyncio.Task[None] | None = None
+        self.rows_written = {kind: 0 for kind in catalog.ROW_KINDS}
+
+    async def __aenter__(self) -> Storage:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def open(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            self._connection = await loop.run_in_executor(self._executor, connect, self.path)
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot open database {self.path}: {exc}") from exc
+        self._consumer = asyncio.create_task(self._consume(), name="storage-consumer")
+        log.info("storage open path=%s", self.path)
+
+    async def put(self, record: Record) -> None:
+        """Queue ``record`` for writing; waits (and counts an overflow) when the queue is full."""
+        if self._queue.full():
+            self._metrics.counter(catalog.STORAGE_QUEUE_OVERFLOWS).inc()
+        await self._queue.put(record)
+        self._metrics.gauge(catalog.STORAGE_QUEUE_DEPTH).set(self._queue.qsize())
+
+    async def flush(self) -> None:
+        """Wait until every record put so far is committed."""
+        await self._queue.join()
+
+    async def close(self) -> None:
+        """Flush, stop the consumer, close the connection and the writer thread."""
+        if self._consumer is not None:
+            await self.flush()
+            self._consumer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._consumer
+            self._consumer = None
+        if self._connection is not None:
+            connection, self._connection = self._connection, None
+            await asyncio.get_running_loop().run_in_executor(self._executor, connection.close)
+        self._executor.shutdown(wait=True)
+
+    async def _consume(self) -> None:
+        loop = asyncio.get_running_loop()
+        connection = self._connection
+        assert connection is not None, "open() first"
+        while True:
+            batch = await self._next_batch()
+            delay = RETRY_INITIAL_SECONDS
+            while True:
+                try:
+                    new = await loop.run_in_executor(self._executor, write_batch, connection, batch)
+                    break
+                except sqlite3.Error as exc:
+                    self._metrics.counter(catalog.STORAGE_WRITE_ERRORS).inc()
+                    log.error("storage write failed rows=%d reason=%s", len(batch), exc)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, RETRY_MAX_SECONDS)
+            for kind, count in new.items():
+                if count:
+                    self.rows_written[kind] += count
+                    self._metrics.counter(catalog.STORAGE_ROWS_WRITTEN).labels(kind).inc(count)
+            for _ in batch:
+                self._queue.task_done()
+            self._metrics.gauge(catalog.STORAGE_QUEUE_DEPTH).set(self._queue.qsize())
+
+    async def _next_batch(self) -> list[Record]:
+        """At least one record; more as they come, up to batch_size or flush_interval_seconds."""
+        batch = [await self._queue.get()]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._settings.flush_interval_seconds
+        while len(batch) < self._settings.batch_size:
+            while not self._queue.empty() and len(batch) < self._settings.batch_size:
+                batch.append(self._queue.get_nowait())
+            remaining = deadline - loop.time()
+            if len(batch) >= self._settings.batch_size or remaining <= 0:
+                break
+            try:
+                batch.append(await asyncio.wait_for(self._queue.get(), remaining))
+            except TimeoutError:
+                break
+        return batch
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCounts:
+    snapshots: int
+    trades: int
+    gaps: int
+
+
+class StorageReader:
+    """Read helpers (tests, tools): a separate read-only connection to the database file."""
+
+    def __init__(self, path: Path) -> None:
+        self._connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+
+    def close(self) -> None:
+        self._connection.close()
+
+    def __enter__(self) -> StorageReader:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def counts(self) -> StoredCounts:
+        one = self._scalar
+        return StoredCounts(
+            one("SELECT COUNT(*) FROM snapshots"),
+            one("SELECT COUNT(*) FROM trades"),
+            one("SELECT COUNT(*) FROM gaps"),
+        )
+
+    def snapshot_symbols(self) -> dict[str, int]:
+        rows = self._connection.execute("SELECT symbol, COUNT(*) FROM snapshots GROUP BY symbol")
+        return {str(symbol): int(count) for symbol, count in rows}
+
+    def trades(self, symbol: str) -> list[Trade]:
+        rows = self._connection.execute(
+            "SELECT symbol, business_date, time, price, volume, cumulative_volume, source "
+            "FROM trades WHERE symbol = ? ORDER BY business_date, cumulative_volume",
+            (symbol,),
+        )
+        return [
+            Trade(
+                symbol=r[0],
+                business_date=r[1],
+                time=r[2],
+                price=r[3],
+                volume=r[4],
+                cumulative_volume=r[5],
+                source=r[6],
+            )
+            for r in rows
+        ]
+
+    def gaps(self, symbol: str | None = None) -> list[Gap]:
+        query = (
+            'SELECT symbol, track, cause, start, "end", severity, missing_volume, recovery '
+            "FROM gaps"
+        )
+        rows = self._connection.execute(
+            query + (" WHERE symbol = ?" if symbol else "") + " ORDER BY start, symbol",
+            (symbol,) if symbol else (),
+        )
+        return [
+            Gap(
+                symbol=r[0],
+                track=Track(r[1]),
+                cause=GapCause(r[2]),
+                start=r[3],
+                end=r[4],
+                severity=Severity(r[5]),
+                missing_volume=r[6],
+                recovery=Recovery(r[7]),
+            )
+            for r in rows
+        ]
+
+    def _scalar(self, query: str) -> int:
+        row = self._connection.execute(query).fetchone()
+        return int(row[0]) if row else 0
+
+    def rows(self, query: str, parameters: Sequence[Any] = ()) -> Iterator[tuple[Any, ...]]:
+        """Any read query (tests that need more than the helpers)."""
+        yield from self._connection.execute(query, parameters)
