@@ -1,0 +1,272 @@
+"""``TrackBSession``: the one KIS WebSocket session of an app key, kept alive and registered.
+
+- Approval key from an injected async provider, fetched again after ``OPSP0011``.
+- ``PINGPONG`` heartbeats are echoed verbatim; library pings are off
+  (``ping_interval=None``): whether the server answers them is unsure
+  (kis-protocol.md), so the session never depends on them.
+- Data-idle watchdog: no data frame for ``idle_timeout_seconds`` while the
+  market is open and something is registered → reconnect. Heartbeats and
+  replies do not count as data: a session that only heart-beats is stalled.
+- Reconnects wait a capped, jittered exponential back-off (``Backoff``) that
+  resets only once real data arrives again, so a server that accepts and then
+  fails cannot cause a storm; ``OPSP8996`` (app key already in use) waits the
+  cap every time and is logged as an error.
+- After every (re)connect every registered symbol is subscribed again.
+The session only moves bytes; parsing is ``observer.kis.frames`` and
+everything else happens in the injected ``SessionListener``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
+from observer.config import TrackBSettings
+from observer.errors import ObserverError
+from observer.kis import h0stcnt0
+from observer.kis.frames import ControlReply, FrameError, Heartbeat, parse_message
+from observer.records import Trade
+
+log = logging.getLogger(__name__)
+
+ApprovalKeyProvider = Callable[[bool], Awaitable[str]]
+"""``async (renew) -> approval key``; ``renew`` is true after the server said OPSP0011."""
+MarketOpen = Callable[[], bool]
+
+ALREADY_IN_USE = "OPSP8996"
+INVALID_APPROVAL = "OPSP0011"
+SUBSCRIBE, UNSUBSCRIBE = "1", "2"
+OPEN_TIMEOUT_SECONDS = 10.0
+CLOSE_TIMEOUT_SECONDS = 1.0
+
+
+class SessionListener(Protocol):
+    """What the session tells its owner; ``on_trades`` is awaited (back-pressure)."""
+
+    async def on_trades(self, trades: list[Trade]) -> None: ...
+
+    def on_malformed(self, error: FrameError) -> None: ...
+
+    def on_connected(self) -> None: ...
+
+    def on_disconnected(self, reason: str) -> None: ...
+
+    def on_reply(self, reply: ControlReply) -> None: ...
+
+
+class Backoff:
+    """Capped exponential back-off with equal jitter (pure: the random source is injected).
+
+    Attempt n waits between half and all of ``min(cap, initial * 2**n)``.
+    """
+
+    def __init__(self, initial_seconds: float, cap_seconds: float, rng: random.Random) -> None:
+        self.initial_seconds = initial_seconds
+        self.cap_seconds = max(cap_seconds, initial_seconds)
+        self._rng = rng
+        self.attempt = 0
+
+    def next_delay(self) -> float:
+        ceiling = min(self.cap_seconds, self.initial_seconds * 2.0 ** min(self.attempt, 62))
+        self.attempt += 1
+        return ceiling / 2 + self._rng.uniform(0, ceiling / 2)
+
+    def longest(self) -> float:
+        """The cap, for refusals that will not clear quickly (OPSP8996)."""
+        self.attempt += 1
+        return self.cap_seconds
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+def control_message(approval_key: str, tr_type: str, symbol: str) -> str:
+    """A subscribe (``"1"``) or unsubscribe (``"2"``) text frame for ``H0STCNT0``."""
+    return json.dumps(
+        {
+            "header": {
+                "approval_key": approval_key,
+                "custtype": "P",
+                "tr_type": tr_type,
+                "content-type": "utf-8",
+            },
+            "body": {"input": {"tr_id": h0stcnt0.TR_ID, "tr_key": symbol}},
+        }
+    )
+
+
+class TrackBSession:
+    """Keeps one WebSocket open and registered for the symbols it is given."""
+
+    def __init__(
+        self,
+        ws_url: str,
+        *,
+        approval_key: ApprovalKeyProvider,
+        settings: TrackBSettings,
+        listener: SessionListener,
+        market_open: MarketOpen,
+        rng: random.Random | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._url = ws_url
+        self._approval = approval_key
+        self._settings = settings
+        self._listener = listener
+        self._market_open = market_open
+        self._clock = monotonic
+        self.backoff = Backoff(
+            settings.reconnect_initial_seconds,
+            settings.reconnect_max_seconds,
+            rng or random.Random(),
+        )
+        self._key: str | None = None
+        self._renew_key = False
+        self._desired: set[str] = set()
+        self._outbox: deque[tuple[str, str]] = deque()
+        self._wakeup = asyncio.Event()
+        self._last_data = 0.0
+        self.connected = False
+
+    def registered(self) -> frozenset[str]:
+        """Symbols the session keeps registered (restored after every reconnect)."""
+        return frozenset(self._desired)
+
+    def register(self, symbol: str) -> None:
+        """Keep ``symbol`` registered; sent now if connected, else on the next connect."""
+        if symbol not in self._desired:
+            self._desired.add(symbol)
+            self._queue(SUBSCRIBE, symbol)
+
+    def unregister(self, symbol: str) -> None:
+        if symbol in self._desired:
+            self._desired.discard(symbol)
+            self._queue(UNSUBSCRIBE, symbol)
+
+    async def run(self) -> None:
+        """Connect, receive and reconnect until cancelled (never returns otherwise)."""
+        while True:
+            reason = await self._session_once()
+            self._listener.on_disconnected(reason)
+            if reason == "refused":
+                delay = self.backoff.longest()
+                log.error(
+                    "websocket refused: app key already in use (OPSP8996); retry in %.1fs", delay
+                )
+            else:
+                delay = self.backoff.next_delay()
+                log.warning("websocket session ended reason=%s; reconnect in %.2fs", reason, delay)
+            await asyncio.sleep(delay)
+
+    def _queue(self, tr_type: str, symbol: str) -> None:
+        if self.connected:
+            self._outbox.append((tr_type, symbol))
+            self._wakeup.set()
+
+    async def _session_once(self) -> str:
+        """One connection's life; the reconnect reason (a RECONNECT_REASONS value)."""
+        try:
+            if self._key is None:
+                self._key = await self._approval(self._renew_key)
+                self._renew_key = False
+        except (ObserverError, OSError, TimeoutError) as exc:
+            log.warning("approval key request failed: %s", type(exc).__name__)
+            return "error"
+        opened = False
+        try:
+            async with connect(
+                self._url,
+                ping_interval=None,
+                open_timeout=OPEN_TIMEOUT_SECONDS,
+                close_timeout=CLOSE_TIMEOUT_SECONDS,
+                compression=None,
+                proxy=None,
+                max_queue=None,
+            ) as ws:
+                opened = True
+                return await self._serve(ws, self._key)
+        except ConnectionClosed:
+            return "drop" if opened else "error"
+        except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as exc:
+            log.warning("websocket connect failed: %s", type(exc).__name__)
+            return "drop" if opened else "error"
+        finally:
+            self.connected = False
+
+    async def _serve(self, ws: ClientConnection, key: str) -> str:
+        # Changes made while restoring are queued (connected is already true) and sent
+        # after it, in order, so the server never holds more than the table allows.
+        self._outbox.clear()
+        self.connected = True
+        for symbol in sorted(self._desired):
+            await ws.send(control_message(key, SUBSCRIBE, symbol))
+        self._listener.on_connected()
+        sender = asyncio.create_task(self._send_queued(ws, key))
+        try:
+            return await self._receive(ws)
+        finally:
+            sender.cancel()
+            await asyncio.wait({sender})
+
+    async def _send_queued(self, ws: ClientConnection, key: str) -> None:
+        """Send queued (un)subscribes until cancelled; a closed socket ends it quietly
+        (the receive loop sees the close too, and the next connect restores everything)."""
+        try:
+            while True:
+                await self._wakeup.wait()
+                self._wakeup.clear()
+                while self._outbox:
+                    tr_type, symbol = self._outbox.popleft()
+                    await ws.send(control_message(key, tr_type, symbol))
+        except ConnectionClosed:
+            return
+
+    async def _receive(self, ws: ClientConnection) -> str:
+        self._last_data = self._clock()
+        while True:
+            remaining = self._last_data + self._settings.idle_timeout_seconds - self._clock()
+            if remaining <= 0:
+                if self._market_open() and self._desired:
+                    return "idle"
+                self._last_data = self._clock()  # closed market or nothing registered
+                continue
+            try:
+                async with asyncio.timeout(remaining):
+                    raw = await ws.recv()
+            except TimeoutError:
+                continue
+            reason = await self._handle(ws, raw)
+            if reason is not None:
+                return reason
+
+    async def _handle(self, ws: ClientConnection, raw: str | bytes) -> str | None:
+        try:
+            message = parse_message(raw)
+        except FrameError as exc:
+            self._listener.on_malformed(exc)
+            return None
+        if isinstance(message, Heartbeat):
+            await ws.send(message.text)
+            return None
+        if isinstance(message, ControlReply):
+            self._listener.on_reply(message)
+            if message.msg_cd == ALREADY_IN_USE:
+                return "refused"
+            if message.msg_cd == INVALID_APPROVAL:
+                self._key = None
+                self._renew_key = True
+                return "approval"
+            return None
+        self._last_data = self._clock()
+        self.backoff.reset()
+        await self._listener.on_trades(message.trades)
+        return None

@@ -1,0 +1,214 @@
+"""Track B: the slot table, the WebSocket session, gap detection and backfill, wired together.
+
+``TrackB.offer(trigger)`` is the hook Track A calls; ``TrackB.run()`` runs the
+session, the silent-symbol check and the backfill worker until cancelled.
+Every received record is checked by the gap rules and stored; every gap is
+counted, stored (recovery ``pending``), then backfilled and stored again with
+its recovery. Collaborators are injected: the approval-key provider and the
+page fetcher (``KisClient`` methods), the record sink (``Storage``), the
+registry, the market-open predicate and the clocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable
+
+from exporter import catalog
+from exporter.registry import Metrics
+from observer.backfill import DEFAULT_MAX_PAGES, Backfiller, PageFetcher, RecordSink
+from observer.config import GapSettings, TrackBSettings
+from observer.gaps import GapWindow, TrackBGapDetector
+from observer.kis.frames import ControlReply, FrameError
+from observer.kis.ws import ApprovalKeyProvider, MarketOpen, TrackBSession
+from observer.records import GapCause, Trade, Trigger
+from observer.slots import ClaimOutcome, SlotTable
+
+log = logging.getLogger(__name__)
+
+MAX_SUBSCRIPTIONS_REFUSED = "OPSP0008"
+SILENT_CHECK_MAX_INTERVAL_SECONDS = 1.0
+
+
+def _always_open() -> bool:
+    return True
+
+
+class TrackB:
+    """Real-time trades for the symbols that matter now, with their holes found and filled."""
+
+    def __init__(
+        self,
+        track_b: TrackBSettings,
+        gaps: GapSettings,
+        *,
+        ws_url: str,
+        approval_key: ApprovalKeyProvider,
+        fetch_page: PageFetcher,
+        sink: RecordSink,
+        metrics: Metrics,
+        market_open: MarketOpen = _always_open,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+        max_backfill_pages: int = DEFAULT_MAX_PAGES,
+    ) -> None:
+        self._settings = track_b
+        self._sink = sink
+        self._metrics = metrics
+        self._market_open = market_open
+        self._clock = clock
+        self.table = SlotTable(track_b.capacity, min_hold_seconds=track_b.min_hold_seconds)
+        self.detector = TrackBGapDetector(gaps, silent_after_seconds=track_b.silent_symbol_seconds)
+        self.session = TrackBSession(
+            ws_url,
+            approval_key=approval_key,
+            settings=track_b,
+            listener=self,
+            market_open=market_open,
+            rng=rng,
+            monotonic=monotonic,
+        )
+        self.backfiller = Backfiller(
+            fetch_page, sink, metrics=metrics, max_pages=max_backfill_pages
+        )
+        self._pending: asyncio.Queue[GapWindow] = asyncio.Queue()
+        self._backfilling = 0
+        metrics.gauge(catalog.TRACK_B_SLOTS_CAPACITY).set(track_b.capacity)
+        metrics.gauge(catalog.TRACK_B_SLOTS_ALLOCATED).set(0)
+        metrics.gauge(catalog.TRACK_B_SESSION_CONNECTED).set(0)
+        metrics.on_collect(self._update_slot_idle)
+
+    # --- slots ---------------------------------------------------------------
+    def offer(self, trigger: Trigger) -> ClaimOutcome:
+        """Track A's trigger: claim a slot for its symbol (maybe evicting one) or refuse it."""
+        now = self._clock()
+        claim = self.table.claim(trigger.symbol, trigger.score, now)
+        self._metrics.counter(catalog.TRACK_B_TRIGGERS).labels(
+            trigger.kind.value, claim.outcome.value
+        ).inc()
+        if claim.evicted is not None:
+            self._metrics.counter(catalog.TRACK_B_EVICTIONS).inc()
+            self._unwatch(claim.evicted, now)
+        if claim.outcome in (ClaimOutcome.CLAIMED, ClaimOutcome.EVICTED_OTHER):
+            self.detector.registered(trigger.symbol, now)
+            self.session.register(trigger.symbol)
+        self._metrics.gauge(catalog.TRACK_B_SLOTS_ALLOCATED).set(self.table.allocated)
+        return claim.outcome
+
+    def release(self, symbol: str) -> None:
+        """Give up ``symbol``'s slot (unsubscribe); an open gap is recorded as unrecovered."""
+        if self.table.release(symbol) is not None:
+            self._unwatch(symbol, self._clock())
+            self._metrics.gauge(catalog.TRACK_B_SLOTS_ALLOCATED).set(self.table.allocated)
+
+    def _unwatch(self, symbol: str, now: float) -> None:
+        self.session.unregister(symbol)
+        window = self.detector.unregistered(symbol, now)
+        if window is not None:
+            self._count_gap(window)
+            self._pending.put_nowait(window)
+
+    # --- running -------------------------------------------------------------
+    async def run(self) -> None:
+        """Run the session, the silent-symbol check and the backfill worker until cancelled."""
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self.session.run(), name="track-b-session")
+            group.create_task(self._check_silent_forever(), name="track-b-silent")
+            group.create_task(self._backfill_forever(), name="track-b-backfill")
+
+    def backfill_idle(self) -> bool:
+        """No gap waits for or is in backfill (tests poll this)."""
+        return self._pending.empty() and self._backfilling == 0
+
+    async def _backfill_forever(self) -> None:
+        while True:
+            window = await self._pending.get()
+            self._backfilling += 1
+            try:
+                await self.backfiller.fill(window)
+            finally:
+                self._backfilling -= 1
+
+    async def _check_silent_forever(self) -> None:
+        interval = min(SILENT_CHECK_MAX_INTERVAL_SECONDS, self._settings.silent_symbol_seconds / 4)
+        while True:
+            await asyncio.sleep(interval)
+            if self.session.connected and self._market_open():
+                started = time.perf_counter()
+                self.detector.check_silent(self._clock())
+                self._observe_detection(started)
+
+    # --- SessionListener -----------------------------------------------------
+    async def on_trades(self, trades: list[Trade]) -> None:
+        now = self._clock()
+        self._metrics.counter(catalog.TRACK_B_FRAMES_RECEIVED).inc()
+        self._metrics.counter(catalog.TRACK_B_ITEMS_RECEIVED).inc(len(trades))
+        started = time.perf_counter()
+        windows = [w for t in trades if (w := self.detector.observe(t, now)) is not None]
+        self._observe_detection(started)
+        for trade in trades:
+            await self._sink.put(trade)
+        for window in windows:
+            self._count_gap(window)
+            await self._sink.put(window.gap)
+            self._pending.put_nowait(window)
+
+    def on_malformed(self, error: FrameError) -> None:
+        self._metrics.counter(catalog.TRACK_B_FRAMES_MALFORMED).inc()
+        log.debug("malformed frame skipped: %s", error)
+
+    def on_connected(self) -> None:
+        self._metrics.gauge(catalog.TRACK_B_SESSION_CONNECTED).set(1)
+        log.info("websocket session registered symbols=%d", len(self.session.registered()))
+
+    def on_disconnected(self, reason: str) -> None:
+        self._metrics.gauge(catalog.TRACK_B_SESSION_CONNECTED).set(0)
+        self._metrics.counter(catalog.TRACK_B_RECONNECTS).labels(reason).inc()
+        cause = GapCause.SESSION_STALL if reason == "idle" else GapCause.SESSION_DROP
+        started = time.perf_counter()
+        self.detector.session_lost(cause, self._clock())
+        self._observe_detection(started)
+
+    def on_reply(self, reply: ControlReply) -> None:
+        if reply.msg_cd == MAX_SUBSCRIPTIONS_REFUSED:
+            log.error("registration refused (OPSP0008) symbol=%s; slot released", reply.tr_key)
+            self.release(reply.tr_key)
+        elif not reply.ok:
+            log.info("websocket reply %s %s symbol=%s", reply.msg_cd, reply.msg1, reply.tr_key)
+
+    # --- metrics -------------------------------------------------------------
+    def _count_gap(self, window: GapWindow) -> None:
+        gap = window.gap
+        self._metrics.counter(catalog.GAPS_DETECTED).labels(
+            gap.track.value, gap.severity.value, gap.cause.value
+        ).inc()
+        log.info(
+            "gap detected symbol=%s cause=%s severity=%s seconds=%.3f missing_volume=%s",
+            gap.symbol,
+            gap.cause.value,
+            gap.severity.value,
+            gap.duration_seconds,
+            gap.missing_volume,
+        )
+
+    def _observe_detection(self, started: float) -> None:
+        self._metrics.histogram(catalog.GAP_DETECTION_DURATION).observe(
+            time.perf_counter() - started
+        )
+
+    def _update_slot_idle(self) -> None:
+        """Scrape-time seconds since the last record, per occupied slot (label = slot index)."""
+        gauge = self._metrics.gauge(catalog.TRACK_B_SLOT_IDLE)
+        now = self._clock()
+        held = {slot.index: slot.symbol for slot in self.table.slots()}
+        for index in range(self.table.capacity):
+            symbol = held.get(index)
+            last = self.detector.last_activity(symbol) if symbol is not None else None
+            if last is None:
+                gauge.remove(str(index))  # a free slot has no series (no-op if none)
+            else:
+                gauge.labels(str(index)).set(max(0.0, now - last))
