@@ -1,0 +1,271 @@
+"""The exporter's optional TLS and basic auth, from an exporter-toolkit web-config file.
+
+The file format is Prometheus exporter-toolkit's (``--web.config.file``), e.g.::
+
+    tls_server_config:
+      cert_file: server.crt          # relative paths are relative to this file
+      key_file: server.key
+      client_auth_type: RequireAndVerifyClientCert   # optional
+      client_ca_file: clients-ca.crt                 # needed to verify clients
+      min_version: TLS12                             # TLS12 (default) or TLS13
+    basic_auth_users:
+      prometheus: $2y$10$…            # bcrypt hash (htpasswd -nBC 10 "" | tr -d ':')
+
+Options of that format Observer does not implement (``cipher_suites``,
+``http_server_config``, …) are refused by name rather than silently ignored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import hmac
+import re
+import secrets
+import ssl
+from collections import OrderedDict
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import bcrypt
+import yaml
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from exporter.server import Handler, Middleware
+from observer.errors import ConfigError
+
+REALM = "Observer exporter"
+TLS_VERSIONS = {"TLS12": ssl.TLSVersion.TLSv1_2, "TLS13": ssl.TLSVersion.TLSv1_3}
+CLIENT_AUTH = {
+    "NoClientCert": ssl.CERT_NONE,
+    "VerifyClientCertIfGiven": ssl.CERT_OPTIONAL,
+    "RequireAndVerifyClientCert": ssl.CERT_REQUIRED,
+}
+_BCRYPT_HASH = re.compile(r"\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}")
+# Checked when the user is unknown, so that answering takes as long as for a known user.
+_DUMMY_HASH = b"$2b$10$QOauhQNbBCuQDKes6eFzPeMqBSjb7Mr5DUmpZ/VcEd00UAV/LDeSi"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class TlsServerConfig(_Strict):
+    cert_file: Path
+    key_file: Path
+    client_auth_type: str = "NoClientCert"
+    client_ca_file: Path | None = None
+    min_version: Literal["TLS12", "TLS13"] = "TLS12"
+    max_version: Literal["TLS12", "TLS13"] | None = None
+
+    @field_validator("client_auth_type")
+    @classmethod
+    def _known_auth_type(cls, value: str) -> str:
+        if value not in CLIENT_AUTH:
+            raise ValueError(
+                f"must be one of {', '.join(CLIENT_AUTH)} (RequestClientCert and "
+                "RequireAnyClientCert are not offered: Python verifies every client "
+                "certificate it asks for)"
+            )
+        return value
+
+
+class WebConfigFile(_Strict):
+    tls_server_config: TlsServerConfig | None = None
+    basic_auth_users: dict[str, str] | None = None
+
+    @field_validator("basic_auth_users")
+    @classmethod
+    def _bcrypt_hashes(cls, users: dict[str, str] | None) -> dict[str, str] | None:
+        for user, hashed in (users or {}).items():
+            if not user or ":" in user:
+                raise ValueError(f"user name {user!r} must be non-empty and without ':'")
+            if not _BCRYPT_HASH.fullmatch(hashed):
+                raise ValueError(f"{user}: not a bcrypt hash ($2a$/$2b$/$2y$, 60 characters)")
+        return users
+
+
+def build_ssl_context(tls: TlsServerConfig, base_dir: Path) -> ssl.SSLContext:
+    """A server-side context from ``tls``; ConfigError names the file that failed."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = TLS_VERSIONS[tls.min_version]
+    if tls.max_version is not None:
+        context.maximum_version = TLS_VERSIONS[tls.max_version]
+    cert, key = base_dir / tls.cert_file, base_dir / tls.key_file
+    try:
+        context.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(
+            f"tls_server_config.cert_file/key_file: cannot load {cert} with {key}: {exc}"
+        ) from None
+    context.verify_mode = CLIENT_AUTH[tls.client_auth_type]
+    if tls.client_auth_type != "NoClientCert":
+        if tls.client_ca_file is None:
+            raise ConfigError(
+                f"tls_server_config.client_ca_file: required by {tls.client_auth_type}"
+            )
+        try:
+            context.load_verify_locations(cafile=base_dir / tls.client_ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(
+                f"tls_server_config.client_ca_file: cannot load {tls.client_ca_file}: {exc}"
+            ) from None
+    return context
+
+
+def _unauthorized() -> web.Response:
+    return web.Response(
+        status=401,
+        text="Unauthorized\n",
+        headers={"WWW-Authenticate": f'Basic realm="{REALM}", charset="UTF-8"'},
+    )
+
+
+def parse_basic_auth(header: str | None) -> tuple[str, str] | None:
+    """``Basic base64(user:password)`` → (user, password); None when absent or malformed."""
+    if not header:
+        return None
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    user, sep, password = decoded.partition(":")
+    return (user, password) if sep else None
+
+
+class WebConfig:
+    """TLS and basic auth for ``exporter.server.ExporterServer`` (its ``WebConfigLike``).
+
+    A successful or failed bcrypt check is remembered per (user, password, hash)
+    under a keyed digest, in a bounded cache, so that a scrape every few seconds
+    costs a hash lookup rather than a bcrypt round; concurrent first checks of
+    the same credentials share one bcrypt computation, run off the event loop.
+    """
+
+    def __init__(
+        self,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        basic_auth_users: Mapping[str, str] | None = None,
+        cache_size: int = 1024,
+    ) -> None:
+        self._ssl_context = ssl_context
+        self._users = {
+            user.encode(): hashed.encode() for user, hashed in (basic_auth_users or {}).items()
+        }
+        self._cache: OrderedDict[bytes, bool] = OrderedDict()
+        self._cache_size = cache_size
+        self._pending: dict[bytes, asyncio.Future[bool]] = {}
+        self._cache_key = secrets.token_bytes(32)
+        self.bcrypt_checks = 0  # how many bcrypt rounds ran (the cache's misses)
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        return self._ssl_context
+
+    def middleware(self) -> Middleware | None:
+        if not self._users:
+            return None
+
+        async def basic_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+            credentials = parse_basic_auth(request.headers.get("Authorization"))
+            if credentials is None or not await self.check(*credentials):
+                return _unauthorized()
+            return await handler(request)
+
+        return basic_auth
+
+    def _hash_for(self, user: bytes) -> bytes | None:
+        """The user's hash; every name is compared, in constant time, so timing says nothing."""
+        found: bytes | None = None
+        for name, hashed in self._users.items():
+            if hmac.compare_digest(name, user):
+                found = hashed
+        return found
+
+    async def check(self, user: str, password: str) -> bool:
+        """Whether ``user`` / ``password`` match a configured bcrypt hash."""
+        user_bytes, password_bytes = user.encode(), password.encode()
+        hashed = self._hash_for(user_bytes)
+        known = hashed is not None
+        hashed = hashed if hashed is not None else _DUMMY_HASH
+        key = hmac.new(
+            self._cache_key, b"\0".join((user_bytes, password_bytes, hashed)), hashlib.sha256
+        ).digest()
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return known and self._cache[key]
+        check = self._pending.get(key)
+        if check is None:
+            # A task of its own, so a cancelled scrape does not cancel the others' wait.
+            self.bcrypt_checks += 1
+            check = asyncio.ensure_future(
+                asyncio.to_thread(_bcrypt_matches, password_bytes, hashed)
+            )
+            self._pending[key] = check
+            check.add_done_callback(lambda done: self._settle(key, done))
+        return known and await asyncio.shield(check)
+
+    def _settle(self, key: bytes, done: asyncio.Future[bool]) -> None:
+        del self._pending[key]
+        if not done.cancelled() and done.exception() is None:
+            self._remember(key, done.result())
+
+    def _remember(self, key: bytes, ok: bool) -> None:
+        self._cache[key] = ok
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+
+
+def _bcrypt_matches(password: bytes, hashed: bytes) -> bool:
+    try:
+        return bcrypt.checkpw(password, hashed)
+    except ValueError:  # e.g. a password longer than bcrypt's 72 bytes
+        return False
+
+
+def _describe(exc: ValidationError) -> str:
+    problems = []
+    for item in exc.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        if item["type"] == "extra_forbidden":
+            problems.append(f"{key}: an option Observer does not support (or misspelt)")
+        else:
+            problems.append(f"{key}: {item['msg'].removeprefix('Value error, ')}")
+    return "; ".join(problems)
+
+
+def web_config_from_mapping(document: Any, *, base_dir: Path, source: str) -> WebConfig:
+    """A WebConfig from a parsed document; ConfigError names the key that is wrong."""
+    if document is None:
+        document = {}
+    if not isinstance(document, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping")
+    try:
+        parsed = WebConfigFile.model_validate(document)
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: {_describe(exc)}") from None
+    context = None
+    if parsed.tls_server_config is not None:
+        try:
+            context = build_ssl_context(parsed.tls_server_config, base_dir)
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
+    return WebConfig(ssl_context=context, basic_auth_users=parsed.basic_auth_users)
+
+
+def load_web_config(path: Path) -> WebConfig:
+    """Read and check a web-config file; ConfigError names the file, the key and the reason."""
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read web config: {exc.strerror}") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    return web_config_from_mapping(document, base_dir=path.parent, source=str(path))
