@@ -1,0 +1,128 @@
+"""``SimExchange``: the simulated exchange in-process — REST and WebSocket on their own ports.
+
+    async with SimExchange(SimSettings(symbols=200, seed=1), listen="127.0.0.1:0",
+                           ws_listen="127.0.0.1:0") as sim:
+        sim.rest_url, sim.ws_url      # the bound URLs (port 0 picks free ports)
+        await sim.inject({"kind": "ws_stall", "seconds": 5})
+
+``start()`` / ``close()`` do the same without a context manager. ``app_key`` and
+``app_secret`` restrict the exchange to that one pair; by default any key of 36
+characters with a secret of 180 is accepted, each with its own limits and session.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+
+from aiohttp import web
+
+from observer.config import SimSettings, parse_listen
+from observer.errors import ConfigError, ObserverError
+from observer.records import Trade
+from observer.sim.faults import Fault, TokenExpire, WsDrop, parse_fault
+from observer.sim.rest import RestApi
+from observer.sim.state import ExchangeState
+from observer.sim.ws import WsServer
+
+
+class SimExchange:
+    """A KIS-compatible exchange with a seeded market and fault injection."""
+
+    def __init__(
+        self,
+        settings: SimSettings | None = None,
+        *,
+        listen: str = "127.0.0.1:0",
+        ws_listen: str = "127.0.0.1:0",
+        app_key: str | None = None,
+        app_secret: str | None = None,
+        real: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings or SimSettings()
+        try:
+            self._listen = parse_listen(listen)
+            self._ws_listen = parse_listen(ws_listen)
+        except ValueError as exc:
+            raise ConfigError(f"simulator listen address: {exc}") from None
+        self.state = ExchangeState(
+            self.settings, app_key=app_key, app_secret=app_secret, real=real, wall=wall
+        )
+        self._ws = WsServer(self.state)
+        self._rest = RestApi(self.state, self._apply)
+        self._runner: web.AppRunner | None = None
+        self.rest_url = ""
+        self.ws_url = ""
+
+    async def start(self) -> None:
+        """Bind both ports; raises ObserverError if a port cannot be bound."""
+        runner = web.AppRunner(self._rest.app(), access_log=None)
+        await runner.setup()
+        self._runner = runner
+        host, port = self._listen
+        try:
+            site = web.TCPSite(runner, host, port)
+            await site.start()
+            rest_port = runner.addresses[0][1]
+            ws_host, ws_port = self._ws_listen
+            bound_ws = await self._ws.start(ws_host, ws_port)
+        except OSError as exc:
+            await self.close()
+            raise ObserverError(f"simulator cannot listen: {exc.strerror or exc}") from exc
+        self.rest_url = f"http://{_url_host(host)}:{rest_port}"
+        self.ws_url = f"ws://{_url_host(ws_host)}:{bound_ws}"
+
+    async def close(self) -> None:
+        await self._ws.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> SimExchange:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def stats(self) -> dict[str, Any]:
+        """The same dict ``GET /sim/stats`` returns."""
+        return self.state.stats()
+
+    def generated_trades(self, symbol: str) -> list[Trade]:
+        """Trades the model generated for ``symbol`` up to now (held history), oldest first."""
+        return self.state.generated_trades(symbol)
+
+    def universe_codes(self) -> list[str]:
+        """The share codes (group ST) listed on the current simulated day."""
+        return self.state.universe_codes()
+
+    async def inject(self, fault: dict[str, Any]) -> None:
+        """Same as ``POST /sim/faults``; raises FaultError (an ObserverError) on a bad body."""
+        await self._apply(parse_fault(fault))
+
+    async def clear_faults(self) -> None:
+        """Same as ``DELETE /sim/faults``."""
+        self.state.faults.clear()
+
+    async def _apply(self, fault: Fault) -> None:
+        if isinstance(fault, WsDrop):
+            self._ws.drop_all()
+        elif isinstance(fault, TokenExpire):
+            self.state.tokens.expire_all()
+        else:
+            self.state.faults.add(fault, self.state.real())
+
+
+def _url_host(host: str) -> str:
+    if host in ("", "0.0.0.0"):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host

@@ -1,0 +1,288 @@
+"""The simulator's REST side: an aiohttp app with the KIS paths and the ``/sim/`` controls.
+
+Every business call (``/uapi/…``) goes through, in order: the ``latency`` and
+``rest_errors`` faults, the per-app-key rate limit (excess → HTTP 500
+EGW00201), the token check (EGW00121/122/123 with the configured HTTP status),
+the ``tr_id`` check, then the handler. ``/oauth2/*`` calls are not rate-limited
+(the broker limits token grants by its own 1-per-minute rule); master files are
+public downloads: neither limited nor authenticated. ``/sim/*`` is never delayed
+or failed. Header names are case-insensitive, query names are accepted in
+either case, ``custtype`` is optional and unknown fields are ignored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import date
+from typing import Any
+
+from aiohttp import web
+
+from observer.kis.master import Market, zip_master
+from observer.sim.calendar import format_kst, kst_date, yyyymmdd
+from observer.sim.faults import Fault, FaultError, parse_fault
+from observer.sim.model import SymbolProcess
+from observer.sim.quotes import (
+    conclusion_page,
+    conclusion_row,
+    price_output,
+    sign_code,
+    zeroed_price_output,
+)
+from observer.sim.state import ExchangeState
+from observer.sim.tokens import MESSAGES, IssuedToken, Refusal
+
+QUOTATIONS = "/uapi/domestic-stock/v1/quotations"
+PRICE_PATH = f"{QUOTATIONS}/inquire-price"
+TRADES_PATH = f"{QUOTATIONS}/inquire-time-itemconclusion"
+HOLIDAY_PATH = f"{QUOTATIONS}/chk-holiday"
+TR_IDS = {PRICE_PATH: "FHKST01010100", TRADES_PATH: "FHPST01060000", HOLIDAY_PATH: "CTCA0903R"}
+OK_MESSAGE = "정상처리 되었습니다."
+RATE_MESSAGE = "초당 거래건수를 초과하였습니다."
+HOLIDAY_ROWS = 30
+
+FaultHandler = Callable[[Fault], Awaitable[None]]
+Handler = Callable[[web.Request, dict[str, str]], Awaitable[web.Response]]
+
+
+def _json(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
+    return web.Response(
+        text=json.dumps(body, ensure_ascii=False),
+        status=status,
+        content_type="application/json",
+        charset="utf-8",
+        headers=headers,
+    )
+
+
+def _failure(msg_cd: str, status: int, message: str | None = None) -> web.Response:
+    text = message or MESSAGES.get(msg_cd, RATE_MESSAGE if msg_cd == "EGW00201" else msg_cd)
+    return _json({"rt_cd": "1", "msg_cd": msg_cd, "msg1": text}, status=status)
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    try:
+        body = await request.json(loads=json.loads)
+    except (ValueError, UnicodeDecodeError):
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _oauth_refusal(refusal: Refusal) -> web.Response:
+    body = {"error_code": refusal.error_code, "error_description": refusal.description}
+    return _json(body, status=403)
+
+
+class RestApi:
+    """The handlers of one exchange; ``app()`` builds the aiohttp application."""
+
+    def __init__(self, state: ExchangeState, on_fault: FaultHandler) -> None:
+        self.state = state
+        self.on_fault = on_fault
+        self._master_cache: dict[tuple[date, Market], bytes] = {}
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[self._count_and_delay])
+        routes = [
+            web.post("/oauth2/tokenP", self.token),
+            web.post("/oauth2/revokeP", self.revoke),
+            web.post("/oauth2/Approval", self.approval),
+            web.get(PRICE_PATH, self._business(self.inquire_price)),
+            web.get(TRADES_PATH, self._business(self.trades_by_time)),
+            web.get(HOLIDAY_PATH, self._business(self.holidays)),
+            web.get("/common/master/{market:kospi|kosdaq}_code.mst.zip", self.master),
+            web.get("/sim/stats", self.sim_stats),
+            web.post("/sim/faults", self.sim_inject),
+            web.delete("/sim/faults", self.sim_clear),
+        ]
+        app.add_routes(routes)
+        return app
+
+    @web.middleware
+    async def _count_and_delay(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        if request.path.startswith("/sim/"):
+            return await handler(request)
+        delay = self.state.faults.latency_seconds(self.state.real())
+        if delay > 0:
+            await asyncio.sleep(delay)
+        response = await handler(request)
+        self.state.counters.request(request.path, getattr(response, "outcome", None) or "ok")
+        return response
+
+    def _business(self, handler: Handler) -> Callable[[web.Request], Awaitable[web.Response]]:
+        async def guarded(request: web.Request) -> web.Response:
+            response = await self._guard(request)
+            if response is None:
+                query = {key.lower(): value for key, value in request.query.items()}
+                response = await handler(request, query)
+            return response
+
+        return guarded
+
+    async def _guard(self, request: web.Request) -> web.Response | None:
+        state, now = self.state, self.state.real()
+        injected = state.faults.rest_error(now)
+        if injected is not None:
+            return self._tag(_failure(injected.msg_cd, injected.http_status), injected.msg_cd)
+        app_key = request.headers.get("appkey", "")
+        if not state.limits.admit(app_key, now):
+            return self._tag(_failure("EGW00201", 500), "EGW00201")
+        refused = state.tokens.check(
+            request.headers.get("authorization"), app_key, request.headers.get("appsecret", "")
+        )
+        if refused is not None:
+            status = state.settings.token_error_http_status
+            return self._tag(_failure(refused, status), refused)
+        expected = TR_IDS[request.path]
+        if request.headers.get("tr_id", "").strip() != expected:
+            message = f"tr_id must be {expected} for this path"
+            return self._tag(_failure("OPSQ0002", 500, message), "OPSQ0002")
+        return None
+
+    @staticmethod
+    def _tag(response: web.Response, outcome: str) -> web.Response:
+        response.outcome = outcome  # type: ignore[attr-defined]
+        return response
+
+    # -- /oauth2 -------------------------------------------------------------------------
+
+    async def token(self, request: web.Request) -> web.Response:
+        body = await _body(request)
+        result = self.state.tokens.grant(
+            str(body.get("appkey", "")), str(body.get("appsecret", ""))
+        )
+        if isinstance(result, Refusal):
+            return self._tag(_oauth_refusal(result), result.error_code)
+        return _json(self._token_body(result))
+
+    def _token_body(self, token: IssuedToken) -> dict[str, Any]:
+        return {
+            "access_token": token.value,
+            "access_token_token_expired": format_kst(token.expires_at),
+            "token_type": "Bearer",
+            "expires_in": max(0, int(token.expires_at - token.issued_at)),
+        }
+
+    async def revoke(self, request: web.Request) -> web.Response:
+        body = await _body(request)
+        refusal = self.state.tokens.revoke(
+            str(body.get("appkey", "")), str(body.get("appsecret", "")), str(body.get("token", ""))
+        )
+        if refusal is not None:
+            return self._tag(_oauth_refusal(refusal), refusal.error_code)
+        return _json({"code": 200, "message": "접근토큰 폐기에 성공하였습니다"})
+
+    async def approval(self, request: web.Request) -> web.Response:
+        body = await _body(request)
+        if "secretkey" not in body:  # KIS names it secretkey here, not appsecret
+            refusal = Refusal("EGW00105")
+            text = "secretkey is required (the app secret, named secretkey for this call)"
+            response = _json({"error_code": refusal.error_code, "error_description": text}, 403)
+            return self._tag(response, refusal.error_code)
+        result = self.state.tokens.approve(str(body.get("appkey", "")), str(body["secretkey"]))
+        if isinstance(result, Refusal):
+            return self._tag(_oauth_refusal(result), result.error_code)
+        return _json({"approval_key": result})
+
+    # -- quotations ----------------------------------------------------------------------
+
+    def _listed_process(self, code: str) -> SymbolProcess | None:
+        state = self.state
+        now = state.clock.now()
+        if not state.model.universe.is_listed(code, kst_date(now)):
+            return None
+        return state.model.process(code, now)
+
+    async def inquire_price(self, request: web.Request, query: dict[str, str]) -> web.Response:
+        process = self._listed_process(query.get("fid_input_iscd", "").strip())
+        output = zeroed_price_output() if process is None else price_output(process)
+        body = {"output": output, "rt_cd": "0", "msg_cd": "MCA00000", "msg1": OK_MESSAGE}
+        return _json(body, headers={"tr_id": TR_IDS[PRICE_PATH], "tr_cont": "D"})
+
+    async def trades_by_time(self, request: web.Request, query: dict[str, str]) -> web.Response:
+        hour = query.get("fid_input_hour_1", "").strip() or "235959"
+        if len(hour) != 6 or not hour.isdigit():
+            message = "FID_INPUT_HOUR_1 must be HHMMSS"
+            return self._tag(_failure("OPSQ2001", 200, message), "OPSQ2001")
+        process = self._listed_process(query.get("fid_input_iscd", "").strip())
+        rows: list[dict[str, str]] = []
+        summary: dict[str, str] = {}
+        more = False
+        if process is not None:
+            today = int(yyyymmdd(process.day))
+            ticks = [tick for tick in process.tape.since(0) if tick.day == today]
+            page, more = conclusion_page(ticks, hour, self.state.settings.backfill_page_rows)
+            rows = [conclusion_row(tick) for tick in page]
+            price, base = process.price, process.base
+            summary = {
+                "stck_prpr": str(price),
+                "prdy_vrss": str(price - base),
+                "prdy_vrss_sign": sign_code(price, base),
+                "prdy_ctrt": f"{(price - base) / base * 100:.2f}",
+                "acml_vol": str(process.cumulative_volume),
+                "stck_sdpr": str(base),
+            }
+        body = {
+            "output1": summary,
+            "output2": rows,
+            "rt_cd": "0",
+            "msg_cd": "MCA00000",
+            "msg1": OK_MESSAGE,
+        }
+        headers = {"tr_id": TR_IDS[TRADES_PATH], "tr_cont": "M" if more else "D"}
+        return _json(body, headers=headers)
+
+    async def holidays(self, request: web.Request, query: dict[str, str]) -> web.Response:
+        text = query.get("bass_dt", "").strip()
+        try:
+            first = date(int(text[:4]), int(text[4:6]), int(text[6:8])) if text else None
+        except ValueError:
+            return self._tag(_failure("OPSQ2001", 200, "BASS_DT must be YYYYMMDD"), "OPSQ2001")
+        first = first or kst_date(self.state.clock.now())
+        rows = self.state.model.calendar.holiday_rows(first, HOLIDAY_ROWS)
+        body = {
+            "output": rows,
+            "ctx_area_fk": "",
+            "ctx_area_nk": "",
+            "rt_cd": "0",
+            "msg_cd": "MCA00000",
+            "msg1": OK_MESSAGE,
+        }
+        return _json(body, headers={"tr_id": TR_IDS[HOLIDAY_PATH], "tr_cont": "D"})
+
+    async def master(self, request: web.Request) -> web.Response:
+        market: Market = "kospi" if request.match_info["market"] == "kospi" else "kosdaq"
+        day = kst_date(self.state.clock.now())
+        if (day, market) not in self._master_cache:
+            universe = self.state.model.universe
+            bases = {code: item.base_price for code, item in universe.instruments.items()}
+            mst = universe.master_file(day, market, bases)
+            cache = {key: value for key, value in self._master_cache.items() if key[0] == day}
+            cache[(day, market)] = zip_master(mst, market)
+            self._master_cache = cache
+        return web.Response(body=self._master_cache[(day, market)], content_type="application/zip")
+
+    # -- /sim ----------------------------------------------------------------------------
+
+    async def sim_stats(self, request: web.Request) -> web.Response:
+        return _json(self.state.stats())
+
+    async def sim_inject(self, request: web.Request) -> web.Response:
+        try:
+            body = json.loads(await request.text())
+        except ValueError:
+            return _json({"error": "fault body is not valid JSON"}, status=400)
+        try:
+            fault = parse_fault(body)
+        except FaultError as exc:
+            return _json({"error": str(exc)}, status=400)
+        await self.on_fault(fault)
+        return _json({"ok": True, "fault": fault.model_dump()})
+
+    async def sim_clear(self, request: web.Request) -> web.Response:
+        self.state.faults.clear()
+        return _json({"ok": True})

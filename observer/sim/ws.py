@@ -1,0 +1,153 @@
+"""The simulator's WebSocket server: sessions, one per app key, and the push loop.
+
+Any path is accepted. A session is bound to an app key by the approval key of
+its first accepted message; a second open session for the same app key gets
+the OPSP8996 reply and is closed. Every ``push_interval_seconds`` the server
+sends each session the frames of its symbols' new trades (several records per
+frame when trades cluster) and, every ``ping_interval_seconds``, a PINGPONG
+text; a client may answer with the echoed text or a pong frame (both are
+accepted, neither is required). No protocol-level pings are sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from observer.sim.calendar import kst
+from observer.sim.state import ExchangeState
+from observer.sim.wsproto import FramePump, Registrations, parse_control, pingpong, reply
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(eq=False, slots=True)
+class Session:
+    connection: ServerConnection
+    app_key: str | None = None
+    registrations: Registrations = field(default_factory=Registrations)
+
+
+class WsServer:
+    """Serves sessions on ``host:port`` (port 0: any free port; see ``port`` after start)."""
+
+    def __init__(self, state: ExchangeState) -> None:
+        self.state = state
+        self.pump = FramePump(state.model, state.faults, state.counters)
+        self.sessions: set[Session] = set()
+        self._bound: dict[str, Session] = {}
+        self._server: Server | None = None
+        self._pusher: asyncio.Task[None] | None = None
+        state.registrations = lambda: sum(len(s.registrations.cursors) for s in self.sessions)
+
+    async def start(self, host: str, port: int) -> int:
+        self._server = await serve(
+            self._serve,
+            host,
+            port,
+            process_request=self._admit,
+            ping_interval=None,
+            max_size=2**16,
+        )
+        self._pusher = asyncio.create_task(self._push_loop(), name="sim-ws-push")
+        bound: int = self._server.sockets[0].getsockname()[1]
+        return bound
+
+    async def close(self) -> None:
+        if self._pusher is not None:
+            self._pusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pusher
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    def drop_all(self) -> None:
+        """The ``ws_drop`` fault: every session's connection is cut, without a close frame."""
+        for session in list(self.sessions):
+            session.connection.transport.abort()
+
+    def _admit(self, connection: ServerConnection, request: Request) -> Response | None:
+        if self.state.faults.refusing_ws(self.state.real()):
+            return connection.respond(503, "WebSocket refused (refuse_ws fault)\n")
+        return None
+
+    async def _serve(self, connection: ServerConnection) -> None:
+        session = Session(connection)
+        self.sessions.add(session)
+        self.state.sessions_open += 1
+        try:
+            async for message in connection:
+                text = message if isinstance(message, str) else message.decode("utf-8", "replace")
+                answer, close = self._on_text(session, text)
+                if answer is not None:
+                    await connection.send(answer)
+                if close:
+                    await connection.close()
+                    break
+        except ConnectionClosed:
+            pass
+        finally:
+            self.sessions.discard(session)
+            self.state.sessions_open -= 1
+            if session.app_key is not None and self._bound.get(session.app_key) is session:
+                del self._bound[session.app_key]
+
+    def _on_text(self, session: Session, text: str) -> tuple[str | None, bool]:
+        """(reply or None, close the session afterwards)."""
+        control = parse_control(text)
+        if control is None:
+            return reply("OPSP9999"), False
+        if control.is_pingpong:
+            return None, False
+        tr_id, tr_key = control.tr_id or "(null)", control.tr_key or "(null)"
+        owner = self.state.tokens.approval_owner(control.approval_key)
+        if owner is None:
+            return reply("OPSP0011", tr_id, tr_key), False
+        holder = self._bound.get(owner)
+        if holder is not None and holder is not session:
+            self.state.counters.rejected("OPSP8996")
+            return reply("OPSP8996"), True
+        if session.app_key is None:
+            session.app_key = owner
+            self._bound[owner] = session
+        now = self.state.clock.now()
+        answer = session.registrations.apply(control, self.pump.next_seq(control.tr_key, now))
+        if '"OPSP0008"' in answer:
+            self.state.counters.rejected("OPSP0008")
+        return answer, False
+
+    async def _push_loop(self) -> None:
+        settings = self.state.settings
+        next_ping = self.state.real() + settings.ping_interval_seconds
+        while True:
+            await asyncio.sleep(settings.push_interval_seconds)
+            try:
+                await self._push_once(ping=self.state.real() >= next_ping)
+            except Exception:  # a bug here must not silence the exchange for good
+                log.exception("simulator push failed")
+            if self.state.real() >= next_ping:
+                next_ping = self.state.real() + settings.ping_interval_seconds
+
+    async def _push_once(self, *, ping: bool) -> None:
+        state = self.state
+        now = state.clock.now()
+        stalled = state.faults.stalled(state.real())
+        for session in list(self.sessions):
+            if stalled:
+                self.pump.skip(session.registrations, now)
+                continue
+            texts = self.pump.frames(session.registrations, now)
+            if ping:
+                texts.append(pingpong(kst(now).strftime("%Y%m%d%H%M%S")))
+            for text in texts:
+                try:
+                    await session.connection.send(text)
+                except ConnectionClosed:
+                    break
