@@ -1,0 +1,154 @@
+"""``observer run``: Observer and its exporter, against the embedded simulator or a KIS endpoint.
+
+With no configuration it starts the simulated exchange in-process on loopback
+and observes it through the same KIS client as a real endpoint. ``--provider
+kis`` with ``--rest-url``/``--ws-url`` (or ``--env real|virtual``) and
+``KIS_APP_KEY``/``KIS_APP_SECRET`` observes anything else.
+
+Once the exporter is bound, stdout gets one line ``exporter_url http://HOST:PORT``
+(flushed) so a script can find the port when ``--listen`` says port 0. Logs go
+to stderr. SIGINT/SIGTERM stop the sweeps, flush storage, close the sessions and
+exit 0.
+
+``--with-stack``: ``never`` skips it; ``auto`` runs the native Prometheus and
+Alertmanager when ``observer.stack.native`` offers ``running_stack`` (an async
+context manager ``running_stack(target_url, data_dir=…, required=…)``), else
+logs why not; ``always`` makes its absence an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib
+import importlib.util
+import logging
+import signal
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from exporter.registry import Metrics, new_registry
+from exporter.server import ExporterServer, Readiness, WebConfigLike
+from observer import __version__, logs
+from observer.commands import add_config_argument, settings_from_args
+from observer.config import ObserverSettings, parse_listen
+from observer.credentials import Credentials, from_environment
+from observer.errors import ConfigError, NotAvailableError
+from observer.runtime import ObserverApp, resolve_endpoint
+
+log = logging.getLogger(__name__)
+SWITCH_INTERVAL_SECONDS = 0.001  # scrapes and sweeps share the loop: short GIL slices
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_argument(parser)
+    parser.add_argument("--provider", choices=("sim", "kis"), help="default: sim (embedded)")
+    parser.add_argument("--rest-url", help="KIS REST base URL (with --provider kis)")
+    parser.add_argument("--ws-url", help="KIS WebSocket URL (with --provider kis)")
+    parser.add_argument("--env", choices=("real", "virtual"), help="the broker's own domains")
+    parser.add_argument("--listen", metavar="HOST:PORT", help="exporter address; port 0 = any")
+    parser.add_argument("--export-dir", type=Path, metavar="DIR", help="write metrics files here")
+    parser.add_argument("--shard", metavar="I/N", help="keep a stable 1/N of the universe")
+    parser.add_argument("--data-dir", type=Path, metavar="DIR", help="token cache and database")
+    parser.add_argument(
+        "--with-stack",
+        choices=("auto", "never", "always"),
+        default="never",
+        help="also run native Prometheus and Alertmanager (auto: when available)",
+    )
+
+
+def _settings(args: argparse.Namespace) -> ObserverSettings:
+    provider: dict[str, Any] = {"kind": args.provider, "rest_url": args.rest_url}
+    provider |= {"ws_url": args.ws_url, "env": args.env}
+    if args.provider is None and (args.rest_url or args.ws_url or args.env):
+        provider["kind"] = "kis"
+    overrides = {
+        "data_dir": args.data_dir,
+        "provider": provider,
+        "exporter": {"listen": args.listen, "export_dir": args.export_dir},
+        "universe": {"shard": args.shard},
+    }
+    return settings_from_args(args, overrides)
+
+
+def _credentials(settings: ObserverSettings) -> Credentials | None:
+    """KIS credentials from the environment; the embedded simulator uses demo ones."""
+    if settings.provider.kind == "sim":
+        return None
+    return from_environment()
+
+
+def _web_config(settings: ObserverSettings) -> WebConfigLike | None:
+    if settings.exporter.web_config is None:
+        return None
+    from exporter.webconfig import load_web_config
+
+    return load_web_config(settings.exporter.web_config)
+
+
+@contextlib.asynccontextmanager
+async def _stack(mode: str, target: str, data_dir: Path) -> AsyncIterator[None]:
+    if mode == "never":
+        yield
+        return
+    runner = None
+    if importlib.util.find_spec("observer.stack") and importlib.util.find_spec(
+        "observer.stack.native"
+    ):
+        runner = getattr(importlib.import_module("observer.stack.native"), "running_stack", None)
+    if runner is None:
+        if mode == "always":
+            raise NotAvailableError("--with-stack always: no native stack runner in this build")
+        log.info("stack skipped: no native stack runner in this build")
+        yield
+        return
+    async with runner(target, data_dir=data_dir / "stack", required=mode == "always"):
+        yield
+
+
+async def _serve(settings: ObserverSettings, credentials: Credentials | None, stack: str) -> int:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    metrics = Metrics(new_registry(), version=__version__)
+    readiness = Readiness()
+    server = ExporterServer(
+        metrics,
+        readiness=readiness,
+        web_config=_web_config(settings),
+        export_dir=settings.exporter.export_dir,
+        export_interval_seconds=settings.exporter.export_interval_seconds,
+        version=__version__,
+    )
+    host, port = parse_listen(settings.exporter.listen)
+    try:
+        await server.start(host, port)
+    except OSError as exc:
+        raise ConfigError(f"exporter.listen = {settings.exporter.listen!r}: {exc}") from None
+    try:
+        print(f"exporter_url {server.url}", flush=True)
+        async with (
+            _stack(stack, server.url, settings.data_dir),
+            resolve_endpoint(settings, credentials) as endpoint,
+        ):
+            app = ObserverApp(settings, endpoint, metrics=metrics, readiness=readiness)
+            await app.run(stop)
+    finally:
+        await server.close()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+    log.info("stopped cleanly")
+    return 0
+
+
+def main(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    credentials = _credentials(settings)
+    logs.configure(settings.log_level, secrets=credentials.secrets() if credentials else ())
+    sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
+    return asyncio.run(_serve(settings, credentials, args.with_stack))

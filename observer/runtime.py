@@ -1,0 +1,308 @@
+"""``ObserverApp``: builds the collaborators once and runs every component in one TaskGroup.
+
+A component is any object with ``async def run()``, built from the shared
+``Context`` by a factory listed in ``COMPONENTS``; adding one (Track B) is a
+factory and a line in that tuple. Track A publishes triggers on
+``context.triggers``; a component that wants them subscribes (none: no-op).
+
+Order at start: storage open → HTTP session → access token (readiness
+``token``) → first universe load → components. ``stop`` set (SIGINT/SIGTERM)
+cancels the components, then storage is flushed and closed and the HTTP
+session closed, in that order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import aiohttp
+
+from exporter.registry import Metrics
+from exporter.server import Readiness
+from observer.config import ObserverSettings, parse_shard
+from observer.credentials import Credentials, demo_credentials
+from observer.errors import ObserverError
+from observer.kis.client import KisClient
+from observer.kis.errors import KisApiError
+from observer.kis.master import MasterFileError
+from observer.limiter import RateLimiter
+from observer.records import Trigger
+from observer.storage import Storage
+from observer.track_a import MarketHours, TrackA
+from observer.triggers import TriggerDetector
+from observer.universe import Universe, fetch_share_codes
+
+log = logging.getLogger(__name__)
+
+REAL_DOMAINS = {
+    "real": ("https://openapi.koreainvestment.com:9443", "ws://ops.koreainvestment.com:21000"),
+    "virtual": (
+        "https://openapivts.koreainvestment.com:29443",
+        "ws://ops.koreainvestment.com:31000",
+    ),
+}
+MASTER_DOWNLOAD_URL = "https://new.real.download.dws.co.kr"  # the broker's public master files
+UNIVERSE_RETRY_SECONDS = 5.0
+MAX_IN_FLIGHT = 256
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """Where Observer connects, with whose credentials; ``simulated`` for the embedded sim."""
+
+    rest_url: str
+    ws_url: str
+    credentials: Credentials
+    master_url: str | None = None
+    simulated: bool = False
+
+
+class TriggerHub:
+    """Track A's triggers fanned out to subscribers (none by default: publishing is a no-op)."""
+
+    def __init__(self) -> None:
+        self._subscribers: list[Callable[[Trigger], object]] = []
+        self.published = 0
+
+    def subscribe(self, callback: Callable[[Trigger], object]) -> None:
+        self._subscribers.append(callback)
+
+    def publish(self, trigger: Trigger) -> None:
+        self.published += 1
+        for callback in self._subscribers:
+            callback(trigger)
+
+
+class Component(Protocol):
+    async def run(self) -> None: ...
+
+
+@dataclass
+class Context:
+    """What component factories get: settings, registry and the shared collaborators."""
+
+    settings: ObserverSettings
+    endpoint: Endpoint
+    metrics: Metrics
+    readiness: Readiness
+    http: aiohttp.ClientSession
+    limiter: RateLimiter
+    client: KisClient
+    storage: Storage
+    universe: Universe
+    market: MarketHours
+    triggers: TriggerHub = field(default_factory=TriggerHub)
+
+
+def track_a_concurrency(rate_per_second: float) -> int:
+    """Calls in flight so that 1 s of latency still keeps the limiter busy."""
+    return min(MAX_IN_FLIGHT, math.ceil(rate_per_second) + 2)
+
+
+class UniverseRefresher:
+    """Reloads the master files every ``universe.refresh_interval_seconds``."""
+
+    def __init__(self, context: Context) -> None:
+        self._client = context.client
+        self._universe = context.universe
+        self._interval = context.settings.universe.refresh_interval_seconds
+
+    async def load(self) -> bool:
+        try:
+            codes = await fetch_share_codes(self._client.master_file)
+        except (KisApiError, MasterFileError) as exc:
+            log.warning("universe load failed reason=%s", exc)
+            return False
+        self._universe.replace(codes)
+        return True
+
+    async def load_until_done(self, retry_seconds: float) -> None:
+        """Load, retrying every ``retry_seconds`` until one load succeeds."""
+        loaded = await self.load()
+        while not loaded:
+            await asyncio.sleep(retry_seconds)
+            loaded = await self.load()
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            await self.load_until_done(min(self._interval, 300.0))
+
+
+def build_track_a(context: Context) -> TrackA:
+    settings = context.settings
+    return TrackA(
+        client=context.client,
+        universe=context.universe,
+        storage=context.storage,
+        market=context.market,
+        settings=settings.track_a,
+        gaps=settings.gaps,
+        detector=TriggerDetector(settings.track_b),
+        metrics=context.metrics,
+        concurrency=track_a_concurrency(settings.rate_limit.rate_per_second),
+        on_trigger=context.triggers.publish,
+        readiness=context.readiness,
+    )
+
+
+ComponentFactory = Callable[[Context], Component]
+COMPONENTS: tuple[ComponentFactory, ...] = (UniverseRefresher, build_track_a)
+
+
+@contextlib.asynccontextmanager
+async def resolve_endpoint(
+    settings: ObserverSettings, credentials: Credentials | None = None
+) -> AsyncIterator[Endpoint]:
+    """The endpoint ``settings.provider`` names; for ``sim``, an embedded exchange on loopback."""
+    provider = settings.provider
+    if provider.kind == "sim":
+        from observer.sim import SimExchange  # the simulator is only loaded when used
+
+        async with SimExchange(settings.sim, listen="127.0.0.1:0", ws_listen="127.0.0.1:0") as sim:
+            log.info("embedded simulator rest=%s ws=%s", sim.rest_url, sim.ws_url)
+            yield Endpoint(
+                sim.rest_url, sim.ws_url, credentials or demo_credentials(), simulated=True
+            )
+        return
+    if credentials is None:
+        raise ObserverError("provider kis needs credentials (KIS_APP_KEY / KIS_APP_SECRET)")
+    if provider.rest_url and provider.ws_url:
+        yield Endpoint(provider.rest_url, provider.ws_url, credentials)
+        return
+    assert provider.env is not None  # the settings validator guarantees env or both URLs
+    rest_url, ws_url = REAL_DOMAINS[provider.env]
+    yield Endpoint(rest_url, ws_url, credentials, master_url=MASTER_DOWNLOAD_URL)
+
+
+class ObserverApp:
+    """Everything Observer runs, for one endpoint; ``await app.run(stop)`` until ``stop`` is set."""
+
+    def __init__(
+        self,
+        settings: ObserverSettings,
+        endpoint: Endpoint,
+        *,
+        metrics: Metrics,
+        readiness: Readiness,
+        components: tuple[ComponentFactory, ...] = COMPONENTS,
+    ) -> None:
+        self.settings = settings
+        self.endpoint = endpoint
+        self.metrics = metrics
+        self.readiness = readiness
+        self._factories = components
+        self.context: Context | None = None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until ``stop`` is set (returns after a clean shutdown) or a component fails."""
+        settings = self.settings
+        concurrency = track_a_concurrency(settings.rate_limit.rate_per_second)
+        connector = aiohttp.TCPConnector(limit=concurrency + 16)
+        async with (
+            Storage(settings.database_path, settings.storage, metrics=self.metrics) as storage,
+            aiohttp.ClientSession(connector=connector) as http,
+        ):
+            context = self._context(http, storage)
+            self.context = context
+            started = await _until_stopped(stop, self._prepare(context))
+            if not started:
+                return
+            components = [factory(context) for factory in self._factories]
+            await _until_stopped(stop, _run_all(components))
+            log.info("stopping: components cancelled, flushing storage")
+
+    def _context(self, http: aiohttp.ClientSession, storage: Storage) -> Context:
+        settings, endpoint = self.settings, self.endpoint
+        limiter = RateLimiter(
+            settings.rate_limit.rate_per_second,
+            metrics=self.metrics,
+            backoff_seconds=settings.rate_limit.backoff_seconds,
+            safety_seconds=settings.rate_limit.safety_seconds,
+        )
+        client = KisClient(
+            http,
+            endpoint.rest_url,
+            endpoint.credentials,
+            limiter=limiter,
+            metrics=self.metrics,
+            token_settings=settings.token,
+            # The embedded simulator's tokens die with the process: nothing to cache.
+            token_cache_dir=None if endpoint.simulated else settings.data_dir / "tokens",
+            master_url=endpoint.master_url,
+        )
+        forced_open = settings.sim.always_open if endpoint.simulated else False
+        market = MarketHours(self.metrics, forced_open=forced_open, fetch_holidays=client.holidays)
+        shard = _shard(settings.universe.shard)
+        self.metrics.on_collect(lambda: self._token_readiness(client))
+        return Context(
+            settings=settings,
+            endpoint=endpoint,
+            metrics=self.metrics,
+            readiness=self.readiness,
+            http=http,
+            limiter=limiter,
+            client=client,
+            storage=storage,
+            universe=Universe(self.metrics, shard=shard),
+            market=market,
+        )
+
+    async def _prepare(self, context: Context) -> None:
+        await context.client.tokens.get()
+        self._token_readiness(context.client)
+        await UniverseRefresher(context).load_until_done(UNIVERSE_RETRY_SECONDS)
+
+    def _token_readiness(self, client: KisClient) -> None:
+        validity = client.tokens.validity_seconds()
+        if validity is None:
+            self.readiness.set("token", False, "no token yet")
+        elif validity <= 0:
+            self.readiness.set("token", False, "token expired")
+        else:
+            self.readiness.set("token", True, f"valid for {validity:.0f} s")
+
+
+def _shard(text: str | None) -> tuple[int, int] | None:
+    return parse_shard(text) if text else None
+
+
+async def _run_all(components: list[Component]) -> None:
+    try:
+        async with asyncio.TaskGroup() as group:
+            for component in components:
+                group.create_task(component.run(), name=type(component).__name__)
+    except BaseExceptionGroup as group_error:
+        raise _first_error(group_error) from group_error
+
+
+def _first_error(group_error: BaseExceptionGroup[BaseException]) -> BaseException:
+    for error in group_error.exceptions:
+        if isinstance(error, BaseExceptionGroup):
+            return _first_error(error)
+        return error
+    return group_error
+
+
+async def _until_stopped(stop: asyncio.Event, work: Coroutine[Any, Any, None]) -> bool:
+    """Run ``work`` until it ends (True) or ``stop`` is set (False, ``work`` cancelled)."""
+    task = asyncio.create_task(work)
+    stopper = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopper.cancel()
+        if not task.done():
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    if task.cancelled():
+        return False
+    task.result()
+    return not stop.is_set()
