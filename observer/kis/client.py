@@ -66,7 +66,7 @@ class _Answer:
 def _int(value: object) -> int:
     try:
         return int(float(str(value).strip() or "0"))
-    except ValueError:
+    except (ValueError, OverflowError):  # "abc", "nan"; "inf", "1e400"
         return 0
 
 

@@ -22,6 +22,7 @@ import enum
 import hashlib
 import json
 import logging
+import math
 import os
 import stat
 import tempfile
@@ -76,6 +77,8 @@ def parse_token_answer(body: dict[str, object], *, received_at: float) -> Access
         try:
             expires_at = received_at + float(str(body.get("expires_in", "86400")))
         except ValueError:
+            expires_at = received_at + 86400.0
+        if not math.isfinite(expires_at):  # "nan"/"inf" would never come due for refresh
             expires_at = received_at + 86400.0
     return AccessToken(value, expires_at, received_at)
 
