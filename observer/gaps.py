@@ -107,6 +107,11 @@ class TrackBGapDetector:
         state = self._symbols.get(symbol)
         return state.last_activity if state else None
 
+    def last_cumulative(self, symbol: str) -> int | None:
+        """The ACML_VOL of ``symbol``'s latest record; None before its first one."""
+        state = self._symbols.get(symbol)
+        return state.seen.cumulative if state and state.seen else None
+
     def open_gaps(self) -> dict[str, GapCause]:
         return {s: st.open.cause for s, st in self._symbols.items() if st.open is not None}
 

@@ -76,11 +76,15 @@ class TrackB:
             fetch_page, sink, metrics=metrics, max_pages=max_backfill_pages
         )
         self._pending: asyncio.Queue[GapWindow] = asyncio.Queue()
-        self._backfilling = 0
+        self._gaps_in_flight = 0  # detected, not yet through backfill
         metrics.gauge(catalog.TRACK_B_SLOTS_CAPACITY).set(track_b.capacity)
         metrics.gauge(catalog.TRACK_B_SLOTS_ALLOCATED).set(0)
         metrics.gauge(catalog.TRACK_B_SESSION_CONNECTED).set(0)
         metrics.on_collect(self._update_slot_idle)
+        # Looked up once: on_trades runs for every frame.
+        self._frames_received = metrics.counter(catalog.TRACK_B_FRAMES_RECEIVED)
+        self._items_received = metrics.counter(catalog.TRACK_B_ITEMS_RECEIVED)
+        self._detection_seconds = metrics.histogram(catalog.GAP_DETECTION_DURATION)
 
     # --- slots ---------------------------------------------------------------
     def offer(self, trigger: Trigger) -> ClaimOutcome:
@@ -109,6 +113,7 @@ class TrackB:
         self.session.unregister(symbol)
         window = self.detector.unregistered(symbol, now)
         if window is not None:
+            self._gaps_in_flight += 1
             self._count_gap(window)
             self._pending.put_nowait(window)
 
@@ -122,16 +127,15 @@ class TrackB:
 
     def backfill_idle(self) -> bool:
         """No gap waits for or is in backfill (tests poll this)."""
-        return self._pending.empty() and self._backfilling == 0
+        return self._gaps_in_flight == 0
 
     async def _backfill_forever(self) -> None:
         while True:
             window = await self._pending.get()
-            self._backfilling += 1
             try:
                 await self.backfiller.fill(window)
             finally:
-                self._backfilling -= 1
+                self._gaps_in_flight -= 1
 
     async def _check_silent_forever(self) -> None:
         interval = min(SILENT_CHECK_MAX_INTERVAL_SECONDS, self._settings.silent_symbol_seconds / 4)
@@ -145,11 +149,12 @@ class TrackB:
     # --- SessionListener -----------------------------------------------------
     async def on_trades(self, trades: list[Trade]) -> None:
         now = self._clock()
-        self._metrics.counter(catalog.TRACK_B_FRAMES_RECEIVED).inc()
-        self._metrics.counter(catalog.TRACK_B_ITEMS_RECEIVED).inc(len(trades))
+        self._frames_received.inc()
+        self._items_received.inc(len(trades))
         started = time.perf_counter()
         windows = [w for t in trades if (w := self.detector.observe(t, now)) is not None]
         self._observe_detection(started)
+        self._gaps_in_flight += len(windows)
         for trade in trades:
             await self._sink.put(trade)
         for window in windows:
@@ -196,9 +201,7 @@ class TrackB:
         )
 
     def _observe_detection(self, started: float) -> None:
-        self._metrics.histogram(catalog.GAP_DETECTION_DURATION).observe(
-            time.perf_counter() - started
-        )
+        self._detection_seconds.observe(time.perf_counter() - started)
 
     def _update_slot_idle(self) -> None:
         """Scrape-time seconds since the last record, per occupied slot (label = slot index)."""

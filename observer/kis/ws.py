@@ -190,7 +190,6 @@ class TrackBSession:
                 close_timeout=CLOSE_TIMEOUT_SECONDS,
                 compression=None,
                 proxy=None,
-                max_queue=None,
             ) as ws:
                 opened = True
                 return await self._serve(ws, self._key)
