@@ -60,7 +60,8 @@ class Endpoint:
     ws_url: str
     credentials: Credentials
     master_url: str | None = None
-    simulated: bool = False
+    simulated: bool = False  # the embedded simulator: its tokens die with the process
+    always_open: bool = False  # treat the market as open (a simulator with always_open)
 
 
 class TriggerHub:
@@ -168,7 +169,11 @@ async def resolve_endpoint(
         async with SimExchange(settings.sim, listen="127.0.0.1:0", ws_listen="127.0.0.1:0") as sim:
             log.info("embedded simulator rest=%s ws=%s", sim.rest_url, sim.ws_url)
             yield Endpoint(
-                sim.rest_url, sim.ws_url, credentials or demo_credentials(), simulated=True
+                sim.rest_url,
+                sim.ws_url,
+                credentials or demo_credentials(),
+                simulated=True,
+                always_open=settings.sim.always_open,
             )
         return
     if credentials is None:
@@ -237,8 +242,9 @@ class ObserverApp:
             token_cache_dir=None if endpoint.simulated else settings.data_dir / "tokens",
             master_url=endpoint.master_url,
         )
-        forced_open = settings.sim.always_open if endpoint.simulated else False
-        market = MarketHours(self.metrics, forced_open=forced_open, fetch_holidays=client.holidays)
+        market = MarketHours(
+            self.metrics, forced_open=endpoint.always_open, fetch_holidays=client.holidays
+        )
         shard = _shard(settings.universe.shard)
         self.metrics.on_collect(lambda: self._token_readiness(client))
         return Context(
