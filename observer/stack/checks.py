@@ -1,0 +1,150 @@
+"""Validation of a generated stack folder: each check returns problem lines, empty when fine.
+
+Pure parsing checks always run; checks that need a binary (``promtool``,
+``docker-compose``) report that they were skipped when it is not installed,
+so ``observer check`` says exactly what it verified.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from observer.stack import compose, layout
+from observer.stack import files as stack_files
+
+COMMAND_TIMEOUT_SECONDS = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """A named check of a folder; ``needs`` is the binary it runs, if any."""
+
+    name: str
+    run: Callable[[Path], list[str]]
+    needs: str | None = None
+
+
+def parse_files(directory: Path) -> list[str]:
+    """Every YAML and JSON file parses."""
+    problems = []
+    for path in sorted(directory.rglob("*")):
+        if not path.is_file():
+            continue
+        relative = path.relative_to(directory)
+        try:
+            if path.suffix in (".yml", ".yaml"):
+                yaml.safe_load(path.read_text(encoding="utf-8"))
+            elif path.suffix == ".json":
+                json.loads(path.read_text(encoding="utf-8"))
+        except (yaml.YAMLError, ValueError) as exc:
+            problems.append(f"{relative}: does not parse: {exc}")
+    return problems
+
+
+def up_to_date(directory: Path) -> list[str]:
+    """Every file the builders write is present and identical (``observer generate`` fixes it)."""
+    problems = []
+    for relative, text in stack_files.render_files().items():
+        path = directory / relative
+        if not path.is_file():
+            problems.append(f"{relative}: missing; run `observer generate --out {directory}`")
+        elif path.read_text(encoding="utf-8") != text:
+            problems.append(f"{relative}: differs from the builders; run `observer generate`")
+    return problems
+
+
+def compose_shape(directory: Path) -> list[str]:
+    """Healthchecks everywhere, pinned images, the password required, only the four ports."""
+    path = directory / layout.COMPOSE_FILE
+    if not path.is_file():
+        return [f"{layout.COMPOSE_FILE}: missing"]
+    document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    services = document.get("services") or {}
+    problems = []
+    allowed = {
+        str(port)
+        for port in (
+            layout.OBSERVER_PORT,
+            layout.PROMETHEUS_PORT,
+            layout.ALERTMANAGER_PORT,
+            layout.GRAFANA_PORT,
+        )
+    }
+    for name, service in sorted(services.items()):
+        if "healthcheck" not in service:
+            problems.append(f"{layout.COMPOSE_FILE}: service {name} has no healthcheck")
+        image = str(service.get("image", ""))
+        if "build" not in service and (":" not in image or image.endswith(":latest")):
+            problems.append(f"{layout.COMPOSE_FILE}: service {name} image {image!r} not pinned")
+        for mapping in service.get("ports") or []:
+            if str(mapping).rsplit(":", 1)[-1] not in allowed:
+                problems.append(f"{layout.COMPOSE_FILE}: service {name} publishes {mapping}")
+    password = (services.get("grafana") or {}).get("environment", {})
+    if compose.REQUIRED_PASSWORD not in password.values():
+        problems.append(f"{layout.COMPOSE_FILE}: Grafana admin password is not required")
+    return problems
+
+
+def _run(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> list[str]:
+    try:
+        result = subprocess.run(
+            argv,
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=COMMAND_TIMEOUT_SECONDS,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return [f"{' '.join(argv)}: {exc}"]
+    if result.returncode == 0:
+        return []
+    output = (result.stdout + result.stderr).strip().splitlines()
+    return [f"{' '.join(argv)}: {line}" for line in output] or [f"{argv[0]} failed"]
+
+
+def promtool_config(directory: Path) -> list[str]:
+    """``promtool check config`` (it also checks the rule files the config names)."""
+    if not (directory / layout.PROMETHEUS_CONFIG).is_file():
+        return [f"{layout.PROMETHEUS_CONFIG}: missing"]
+    return _run(["promtool", "check", "config", layout.PROMETHEUS_CONFIG], directory)
+
+
+def compose_config(directory: Path) -> list[str]:
+    """``docker-compose config`` accepts the file (with a placeholder admin password)."""
+    env = dict(os.environ)
+    env[compose.PASSWORD_VARIABLE] = "placeholder-for-validation"
+    return _run(["docker-compose", "-f", layout.COMPOSE_FILE, "config", "--quiet"], directory, env)
+
+
+def all_checks() -> list[Check]:
+    return [
+        Check("files parse", parse_files),
+        Check("generated files up to date", up_to_date),
+        Check("compose shape", compose_shape),
+        Check("docker-compose config", compose_config, needs="docker-compose"),
+        Check("promtool check config", promtool_config, needs="promtool"),
+    ]
+
+
+def run_checks(directory: Path, checks: list[Check] | None = None) -> tuple[list[str], list[str]]:
+    """Run ``checks`` on ``directory``: (report lines, problem lines)."""
+    report: list[str] = []
+    problems: list[str] = []
+    for check in checks if checks is not None else all_checks():
+        if check.needs and shutil.which(check.needs) is None:
+            report.append(f"skipped  {check.name} ({check.needs} not installed)")
+            continue
+        found = check.run(directory)
+        problems += found
+        report.append(f"{'FAILED' if found else 'ok':8} {check.name}")
+    return report, problems

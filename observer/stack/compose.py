@@ -1,0 +1,134 @@
+"""``compose.yaml``: Observer, Prometheus, Alertmanager and Grafana with pinned images.
+
+Every service has a healthcheck; Prometheus and Grafana keep their data in
+named volumes; only the four UI/API ports are published. Grafana's admin
+password comes from ``GF_ADMIN_PASSWORD`` with no default: compose refuses to
+start without it. Paths are relative to ``compose/``, where the file lives.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from observer.stack import layout
+
+PROMETHEUS_IMAGE = "prom/prometheus:v2.53.2"
+ALERTMANAGER_IMAGE = "prom/alertmanager:v0.27.0"
+GRAFANA_IMAGE = "grafana/grafana-oss:11.2.2"
+OBSERVER_IMAGE = "observer:local"
+
+PASSWORD_VARIABLE = "GF_ADMIN_PASSWORD"
+# Compose's "required" substitution: no default, the message says what to do.
+REQUIRED_PASSWORD = f"${{{PASSWORD_VARIABLE}:?set {PASSWORD_VARIABLE} to Grafana's admin password}}"
+
+
+def _healthcheck(command: list[str], start_period_s: int = 10) -> dict[str, Any]:
+    return {
+        "test": ["CMD", *command],
+        "interval": "15s",
+        "timeout": "5s",
+        "retries": 5,
+        "start_period": f"{start_period_s}s",
+    }
+
+
+def _wget(url: str) -> list[str]:
+    # The prom/* images are busybox-based and Grafana's is Alpine: both ship wget, not curl.
+    return ["wget", "--quiet", "--spider", url]
+
+
+def _port(port: int) -> str:
+    return f"{port}:{port}"
+
+
+def observer_service() -> dict[str, Any]:
+    probe = (
+        "import urllib.request; "
+        f"urllib.request.urlopen('http://127.0.0.1:{layout.OBSERVER_PORT}/healthz', timeout=4)"
+    )
+    return {
+        "build": {"context": "..", "dockerfile": "Dockerfile"},
+        "image": OBSERVER_IMAGE,
+        # The bundled simulator is the default provider; the exporter listens on every
+        # interface inside the container so Prometheus can reach it by service name.
+        "command": ["run", "--listen", f"0.0.0.0:{layout.OBSERVER_PORT}"],
+        "ports": [_port(layout.OBSERVER_PORT)],
+        "restart": "unless-stopped",
+        "healthcheck": _healthcheck(["python", "-c", probe], start_period_s=30),
+    }
+
+
+def prometheus_service() -> dict[str, Any]:
+    port = layout.PROMETHEUS_PORT
+    return {
+        "image": PROMETHEUS_IMAGE,
+        "command": [
+            "--config.file=/etc/prometheus/prometheus.yml",
+            "--storage.tsdb.path=/prometheus",
+            "--storage.tsdb.retention.time=15d",
+            f"--web.listen-address=:{port}",
+        ],
+        "volumes": ["./prometheus:/etc/prometheus:ro", "prometheus-data:/prometheus"],
+        "ports": [_port(port)],
+        "depends_on": ["alertmanager"],
+        "restart": "unless-stopped",
+        "healthcheck": _healthcheck(_wget(f"http://127.0.0.1:{port}/-/ready")),
+    }
+
+
+def alertmanager_service() -> dict[str, Any]:
+    port = layout.ALERTMANAGER_PORT
+    return {
+        "image": ALERTMANAGER_IMAGE,
+        "command": [
+            "--config.file=/etc/alertmanager/alertmanager.yml",
+            "--storage.path=/alertmanager",
+            f"--web.listen-address=:{port}",
+            # One instance: no gossip port to bind or publish.
+            "--cluster.listen-address=",
+        ],
+        "volumes": ["./alertmanager:/etc/alertmanager:ro"],
+        "ports": [_port(port)],
+        "restart": "unless-stopped",
+        "healthcheck": _healthcheck(_wget(f"http://127.0.0.1:{port}/-/ready")),
+    }
+
+
+def grafana_service() -> dict[str, Any]:
+    port = layout.GRAFANA_PORT
+    return {
+        "image": GRAFANA_IMAGE,
+        "environment": {
+            "GF_SECURITY_ADMIN_USER": "admin",
+            "GF_SECURITY_ADMIN_PASSWORD": REQUIRED_PASSWORD,
+            "GF_AUTH_ANONYMOUS_ENABLED": "false",
+            "GF_USERS_ALLOW_SIGN_UP": "false",
+            "GF_ANALYTICS_REPORTING_ENABLED": "false",
+            "GF_ANALYTICS_CHECK_FOR_UPDATES": "false",
+        },
+        "volumes": [
+            f"./{layout.GRAFANA_PROVISIONING_DIR}:/etc/grafana/provisioning:ro",
+            f"./{layout.GRAFANA_DASHBOARDS_DIR}:{layout.GRAFANA_DASHBOARDS_MOUNT}:ro",
+            "grafana-data:/var/lib/grafana",
+        ],
+        "ports": [_port(port)],
+        "depends_on": ["prometheus"],
+        "restart": "unless-stopped",
+        "healthcheck": _healthcheck(_wget(f"http://127.0.0.1:{port}/api/health")),
+    }
+
+
+def build_compose() -> dict[str, Any]:
+    return {
+        "services": {
+            "observer": observer_service(),
+            "prometheus": prometheus_service(),
+            "alertmanager": alertmanager_service(),
+            "grafana": grafana_service(),
+        },
+        "volumes": {"prometheus-data": {}, "grafana-data": {}},
+    }
+
+
+def render_files() -> dict[str, str]:
+    return {layout.COMPOSE_FILE: layout.dump_yaml(build_compose())}

@@ -1,0 +1,84 @@
+"""Every generated file of the stack, by relative path under ``compose/``.
+
+A registry of renderers, each returning ``{relative path: text}``: the stack's
+own (compose, Grafana provisioning), the dashboards and the rules packages';
+``prometheus.yml`` is built last because it lists the rule files the others
+wrote. ``observer generate`` writes the result; the native runner and the
+end-to-end tests use the ``e2e`` profile of the same builders.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Literal
+
+from observer.errors import ObserverError
+from observer.stack import compose, grafana, layout, prometheus
+
+Profile = Literal["default", "e2e"]
+Renderer = Callable[[], dict[str, str]]
+
+
+class GenerateError(ObserverError):
+    """Two renderers claim one path, or a path would leave the output folder."""
+
+
+def renderers(profile: Profile = "default", *, webhook_url: str | None = None) -> list[Renderer]:
+    """The renderers of ``profile``; the e2e profile needs no compose or Grafana files."""
+    found: list[Renderer] = []
+    if profile == "default":
+        found += [compose.render_files, _grafana_default]
+    return found
+
+
+def _grafana_default() -> dict[str, str]:
+    return grafana.render_files(prometheus.COMPOSE)
+
+
+def render_files(profile: Profile = "default", *, webhook_url: str | None = None) -> dict[str, str]:
+    """Every file of ``profile``, sorted by path; GenerateError on a path clash."""
+    files: dict[str, str] = {}
+    for render in renderers(profile, webhook_url=webhook_url):
+        for path, text in render().items():
+            _check_path(path)
+            if path in files:
+                raise GenerateError(f"two renderers write {path}")
+            files[path] = text
+    prometheus_profile = prometheus.COMPOSE if profile == "default" else prometheus.E2E
+    files[layout.PROMETHEUS_CONFIG] = prometheus.render(prometheus_profile, files)
+    return dict(sorted(files.items()))
+
+
+def _check_path(path: str) -> None:
+    relative = Path(path)
+    if relative.is_absolute() or ".." in relative.parts or not relative.parts:
+        raise GenerateError(f"a generated path must stay inside the output folder: {path!r}")
+
+
+def write_files(files: dict[str, str], out_dir: Path) -> list[Path]:
+    """Write ``files`` under ``out_dir`` (creating folders); returns the paths written.
+
+    Each file is written whole to a temporary sibling and renamed, so a reader
+    never sees half a file. Files already under ``out_dir`` that are not in
+    ``files`` are left alone.
+    """
+    written: list[Path] = []
+    for relative, text in files.items():
+        _check_path(relative)
+        target = out_dir / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.with_name(f".{target.name}.tmp")
+        temporary.write_text(text, encoding="utf-8")
+        temporary.replace(target)
+        written.append(target)
+    return written
+
+
+def read_files(directory: Path) -> dict[str, str]:
+    """Every regular file under ``directory`` as ``{relative posix path: text}``."""
+    return {
+        path.relative_to(directory).as_posix(): path.read_text(encoding="utf-8")
+        for path in sorted(directory.rglob("*"))
+        if path.is_file()
+    }

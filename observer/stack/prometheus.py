@@ -1,0 +1,124 @@
+"""``prometheus.yml``: scrape Observer, load the alert rules, send alerts to Alertmanager.
+
+The same builder serves the compose stack (targets by service name, 15 s
+scrapes) and the native and end-to-end runs (loopback targets, short
+intervals); ``rewrite`` turns a generated file into a native one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Any
+
+import yaml
+
+from observer.errors import ObserverError
+from observer.stack import layout
+
+
+class PrometheusConfigError(ObserverError):
+    """A ``prometheus.yml`` that does not have the shape ``build_config`` writes."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PrometheusProfile:
+    """Intervals and targets of one Prometheus configuration."""
+
+    scrape_interval_seconds: float = 15.0
+    evaluation_interval_seconds: float = 15.0
+    observer_target: str = f"observer:{layout.OBSERVER_PORT}"
+    alertmanager_target: str = f"alertmanager:{layout.ALERTMANAGER_PORT}"
+    environment: str = "compose"
+
+
+COMPOSE = PrometheusProfile()
+# End-to-end tests: 1 s scrapes and evaluations so alerts fire within seconds.
+E2E = PrometheusProfile(
+    scrape_interval_seconds=1.0,
+    evaluation_interval_seconds=1.0,
+    observer_target=f"127.0.0.1:{layout.OBSERVER_PORT}",
+    alertmanager_target=f"127.0.0.1:{layout.ALERTMANAGER_PORT}",
+    environment="e2e",
+)
+
+
+def duration(seconds: float) -> str:
+    """A Prometheus duration: ``15s``, ``1s``, ``500ms``."""
+    if seconds <= 0:
+        raise ValueError(f"a duration must be positive, got {seconds}")
+    if float(seconds).is_integer():
+        return f"{int(seconds)}s"
+    return f"{round(seconds * 1000)}ms"
+
+
+def rule_paths(generated_paths: Iterable[str]) -> list[str]:
+    """Rule files among ``generated_paths``, relative to ``prometheus.yml``, sorted."""
+    base = PurePosixPath(layout.PROMETHEUS_DIR)
+    return sorted(
+        str(PurePosixPath(path).relative_to(base))
+        for path in generated_paths
+        if layout.is_rule_file(path)
+    )
+
+
+def build_config(profile: PrometheusProfile, rule_files: Iterable[str]) -> dict[str, Any]:
+    """The configuration as a dict in the order it is written."""
+    scrape = duration(profile.scrape_interval_seconds)
+    return {
+        "global": {
+            "scrape_interval": scrape,
+            "scrape_timeout": duration(min(10.0, profile.scrape_interval_seconds)),
+            "evaluation_interval": duration(profile.evaluation_interval_seconds),
+            "external_labels": {"environment": profile.environment},
+        },
+        "alerting": {
+            "alertmanagers": [
+                {"static_configs": [{"targets": [profile.alertmanager_target]}]},
+            ],
+        },
+        "rule_files": list(rule_files),
+        "scrape_configs": [
+            {
+                "job_name": layout.OBSERVER_JOB,
+                "scrape_interval": scrape,
+                "metrics_path": "/metrics",
+                "static_configs": [{"targets": [profile.observer_target]}],
+            },
+        ],
+    }
+
+
+def render(profile: PrometheusProfile, generated_paths: Iterable[str]) -> str:
+    return layout.dump_yaml(build_config(profile, rule_paths(generated_paths)))
+
+
+def rewrite(
+    text: str,
+    *,
+    observer_target: str,
+    alertmanager_target: str,
+    base_dir: PurePosixPath | None = None,
+) -> str:
+    """A generated ``prometheus.yml`` pointed at loopback targets.
+
+    Relative rule files become absolute paths under ``base_dir`` (the folder
+    the generated file came from) when it is given, so the rewritten
+    configuration can live anywhere. Raises PrometheusConfigError when the
+    text lacks the observer job or the Alertmanager section.
+    """
+    config = yaml.safe_load(text)
+    try:
+        jobs = [job for job in config["scrape_configs"] if job["job_name"] == layout.OBSERVER_JOB]
+        managers = config["alerting"]["alertmanagers"]
+    except (KeyError, TypeError) as exc:
+        raise PrometheusConfigError(f"prometheus.yml lacks {exc}") from exc
+    if not jobs or not managers:
+        raise PrometheusConfigError("prometheus.yml has no observer job or no Alertmanager")
+    for job in jobs:
+        job["static_configs"] = [{"targets": [observer_target]}]
+    config["alerting"]["alertmanagers"] = [{"static_configs": [{"targets": [alertmanager_target]}]}]
+    if base_dir is not None:
+        config["rule_files"] = [str(base_dir / path) for path in config.get("rule_files") or []]
+    return layout.dump_yaml(config)
