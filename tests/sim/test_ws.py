@@ -6,8 +6,7 @@ import json
 from collections import defaultdict
 
 import aiohttp
-import websockets
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
 
 from observer.credentials import demo_credentials
 from observer.kis.h0stcnt0 import INDEX
@@ -140,7 +139,7 @@ async def test_frames_carry_46_fields_and_volume_is_continuous(
         assert sum(stats["records_sent"].values()) >= sum(len(r) for r in records.values())
 
 
-async def _next_control(ws: websockets.asyncio.client.ClientConnection) -> tuple[str, str, str]:
+async def _next_control(ws: ClientConnection) -> tuple[str, str, str]:
     """The next JSON control reply, skipping data frames and heartbeats."""
     while True:
         text = await ws.recv()
