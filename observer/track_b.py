@@ -119,7 +119,13 @@ class TrackB:
 
     # --- running -------------------------------------------------------------
     async def run(self) -> None:
-        """Run the session, the silent-symbol check and the backfill worker until cancelled."""
+        """Run the session, the silent-symbol check and the backfill worker until cancelled.
+
+        Returns at once when ``track_b.enabled`` is false.
+        """
+        if not self._settings.enabled:
+            log.info("track B disabled")
+            return
         async with asyncio.TaskGroup() as group:
             group.create_task(self.session.run(), name="track-b-session")
             group.create_task(self._check_silent_forever(), name="track-b-silent")

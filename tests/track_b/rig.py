@@ -59,6 +59,7 @@ class Rig:
     storage: Storage
     database: Path
     registry: CollectorRegistry
+    metrics: Metrics
 
     def value(self, spec: MetricSpec, **labels: str) -> float:
         return self.registry.get_sample_value(spec.name, labels) or 0.0
@@ -165,7 +166,7 @@ async def running(
         )
         task = asyncio.create_task(track.run(), name="track-b-under-test")
         try:
-            yield Rig(sim, track, client, storage, database, registry)
+            yield Rig(sim, track, client, storage, database, registry, metrics)
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
