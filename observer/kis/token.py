@@ -106,9 +106,11 @@ class TokenCache:
             return None
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
-            return AccessToken(
-                str(data["access_token"]), float(data["expires_at"]), float(data["issued_at"])
-            )
+            value = data["access_token"]
+            expires_at, issued_at = float(data["expires_at"]), float(data["issued_at"])
+            if not isinstance(value, str) or not value or not math.isfinite(expires_at + issued_at):
+                raise ValueError("not a usable token")
+            return AccessToken(value, expires_at, issued_at)
         except (OSError, ValueError, KeyError, TypeError):
             log.warning("token cache ignored: unreadable path=%s", self.path)
             return None
