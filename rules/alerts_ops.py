@@ -1,0 +1,259 @@
+"""Operational alerts beyond the source design: target down, dead man's switch,
+the resource alerts a rollback plan relies on, and the Track A freshness SLO burn rates.
+"""
+
+from __future__ import annotations
+
+from exporter import catalog
+from rules import recording as rec
+from rules.build import alert, threshold
+from rules.inputs import TARGET, series
+from rules.model import AlertDefinition, Firing, Healthy, InputSeries, RunbookEntry, Severity
+from rules.params import RuleParams
+from rules.promql import (
+    PROCESS_CPU,
+    PROCESS_RESIDENT_MEMORY,
+    PROCESS_START_TIME,
+    RULES,
+    UP,
+    recorded,
+    selector,
+)
+
+# Track A freshness SLO: 99 % of per-symbol freshness checks in market hours find a
+# snapshot within its expected cadence, over 30 days. Error budget: 1 %.
+FRESHNESS_SLO = 0.99
+# Multi-window, multi-burn-rate (Google SRE workbook): (long, short, burn rate, severity, for).
+BURN_WINDOWS: tuple[tuple[str, str, float, Severity, float], ...] = (
+    ("1h", "5m", 14.4, "critical", 2),
+    ("6h", "30m", 6.0, "warning", 15),
+)
+MEMORY_NEAR_LIMIT = 0.9
+
+
+def _freshness(fresh_per_minute: int, stale_per_minute: int) -> tuple[InputSeries, ...]:
+    checks = catalog.TRACK_A_FRESHNESS_CHECKS
+    return (
+        series(checks, f"0+{fresh_per_minute}x{{n}}", result="fresh"),
+        series(checks, f"0+{stale_per_minute}x{{n}}", result="stale"),
+    )
+
+
+def _burn(
+    params: RuleParams, long: str, short: str, burn: float, severity: Severity, for_minutes: float
+) -> AlertDefinition:
+    limit = threshold(burn * (1 - FRESHNESS_SLO))
+    long_ratio = recorded(rec.FRESHNESS_STALE_RATIO[long], RULES)
+    short_ratio = recorded(rec.FRESHNESS_STALE_RATIO[short], RULES)
+    stale = 20 if severity == "critical" else 10  # per 100 checks: above 14.4 % or 6 % only
+    return AlertDefinition(
+        rule=alert(
+            params,
+            "TrackAFreshnessBudgetBurn",
+            f"{long_ratio} > {limit} and {short_ratio} > {limit}",
+            for_minutes=for_minutes,
+            severity=severity,
+            summary=f"Track A burns its freshness error budget {burn:g} times too fast.",
+            description="{{ $value | humanizePercentage }} of freshness checks on "
+            f"{{{{ $labels.instance }}}} found stale snapshots over {long} and over {short} "
+            f"(budget burn {burn:g}x, SLO {FRESHNESS_SLO:.0%} fresh).",
+        ),
+        runbook=RunbookEntry(
+            meaning=f"{severity.capitalize()}: at this pace the 30-day budget of stale "
+            f"snapshots ({1 - FRESHNESS_SLO:.0%} of checks) is gone in "
+            f"{30 / burn:.1f} days. Confirmed on a long ({long}) and a short ({short}) window "
+            "so it fires fast and stops soon after recovery.",
+            actions=(
+                "Compare sweep duration with `track_a.expected_cadence_seconds`: sweeps that "
+                "take longer than the cadence make snapshots stale.",
+                "Check the API error and limiter panels; shard the universe if the rate "
+                "limit cannot cover it.",
+            ),
+        ),
+        firing=(
+            Firing(
+                name=f"{stale}% stale checks",
+                inputs=_freshness(100 - stale, stale),
+                onset_seconds=60,
+                value=stale / 100,
+                labels=TARGET,
+            ),
+        ),
+        healthy=(Healthy(name="0.5% stale checks", inputs=_freshness(199, 1)),),
+    )
+
+
+def _down(params: RuleParams) -> tuple[AlertDefinition, ...]:
+    return (
+        AlertDefinition(
+            rule=alert(
+                params,
+                "ObserverDown",
+                f"{selector(UP, RULES)} == 0",
+                for_minutes=1,
+                severity="critical",
+                summary="Prometheus cannot scrape an Observer instance.",
+                description="The scrape of Observer at {{ $labels.instance }} has failed for "
+                "a minute.",
+            ),
+            runbook=RunbookEntry(
+                meaning="One Observer instance does not answer scrapes: the process is down, "
+                "hung, or its exporter is unreachable. SystemDowntime fires when none is up.",
+                actions=(
+                    "Check the process or container and its last logs; `observer run` exits "
+                    "with a message on configuration errors.",
+                    "Fetch `/healthz` and `/metrics` from the Prometheus host.",
+                ),
+            ),
+            firing=(
+                Firing(
+                    name="scrape fails",
+                    inputs=(series(UP, "0x{n}"),),
+                    onset_seconds=0,
+                    value=0,
+                    labels=TARGET,
+                ),
+            ),
+            healthy=(Healthy(name="scrape works", inputs=(series(UP, "1x{n}"),)),),
+        ),
+        AlertDefinition(
+            rule=alert(
+                params,
+                "Watchdog",
+                "vector(1)",
+                for_minutes=0,
+                severity="none",
+                summary="The alerting pipeline is working.",
+                description="Always firing (value {{ $value | humanize }}) so that its "
+                "absence at the receiving end shows the pipeline is broken.",
+            ),
+            runbook=RunbookEntry(
+                meaning="A dead man's switch: it always fires. Route it to a service that "
+                "alerts when it stops arriving.",
+                actions=(
+                    "If the dead man's switch service reports it missing, check Prometheus, "
+                    "its rule evaluation, Alertmanager and the route between them.",
+                ),
+            ),
+            firing=(Firing(name="always", inputs=(), onset_seconds=0, value=1, labels=()),),
+        ),
+    )
+
+
+def _resources(params: RuleParams) -> tuple[AlertDefinition, ...]:
+    limit = params.memory_limit_bytes
+    start = selector(PROCESS_START_TIME, RULES)
+    return (
+        AlertDefinition(
+            rule=alert(
+                params,
+                "ObserverCPUHigh",
+                f"{recorded(rec.CPU_RATE, RULES)} > 0.9",
+                for_minutes=5,
+                severity="warning",
+                summary="Observer uses more than 90% of a CPU core.",
+                description="Observer on {{ $labels.instance }} used "
+                "{{ $value | humanizePercentage }} of one CPU core over 5 minutes.",
+            ),
+            runbook=RunbookEntry(
+                meaning="The Observer process is close to saturating the one core its event "
+                "loop can use: parsing and scrapes will lag.",
+                actions=(
+                    "If it started with a deployment, roll back.",
+                    "Check frame and trigger rates: a flood of WebSocket frames costs CPU.",
+                ),
+            ),
+            firing=(
+                Firing(
+                    name="0.95 cores",
+                    inputs=(series(PROCESS_CPU, "0+57x{n}"),),
+                    # rate() ramps up over its first 5 minutes from a zero counter.
+                    onset_seconds=300,
+                    value=0.95,
+                    labels=TARGET,
+                ),
+            ),
+            healthy=(Healthy(name="0.2 cores", inputs=(series(PROCESS_CPU, "0+12x{n}"),)),),
+        ),
+        AlertDefinition(
+            rule=alert(
+                params,
+                "ObserverMemoryNearLimit",
+                f"{recorded(rec.MEMORY_LIMIT_RATIO, RULES)} > {MEMORY_NEAR_LIMIT}",
+                for_minutes=3,
+                severity="critical",
+                summary="Observer's resident memory is close to its limit.",
+                description="Observer on {{ $labels.instance }} uses "
+                "{{ $value | humanizePercentage }} of its memory limit "
+                f"({limit} bytes).",
+            ),
+            runbook=RunbookEntry(
+                meaning="Resident memory is above 90 % of the configured limit; the process "
+                "will be OOM-killed soon.",
+                source_change="The limit is a generation parameter (`memory_limit_bytes`, "
+                "default 1 GiB, the compose memory limit): the recording rule "
+                "`instance:process_resident_memory_bytes:ratio_of_limit` divides by it.",
+                actions=(
+                    "If it started with a deployment, roll back.",
+                    "Check the storage queue depth: a stuck writer keeps records in memory.",
+                ),
+            ),
+            firing=(
+                Firing(
+                    name="95% of the limit",
+                    inputs=(series(PROCESS_RESIDENT_MEMORY, f"{limit * 0.95!r}x{{n}}"),),
+                    onset_seconds=0,
+                    value=0.95,
+                    labels=TARGET,
+                ),
+            ),
+            healthy=(
+                Healthy(
+                    name="half the limit",
+                    inputs=(series(PROCESS_RESIDENT_MEMORY, f"{limit // 2}x{{n}}"),),
+                ),
+            ),
+        ),
+        AlertDefinition(
+            rule=alert(
+                params,
+                "ObserverRestartLoop",
+                f"changes({start}[15m]) > 2",
+                for_minutes=1,
+                severity="critical",
+                summary="Observer restarted more than twice in 15 minutes.",
+                description="Observer on {{ $labels.instance }} started "
+                "{{ $value | humanize }} times in the last 15 minutes.",
+            ),
+            runbook=RunbookEntry(
+                meaning="The process keeps crashing and being restarted.",
+                actions=(
+                    "If it started with a deployment, roll back.",
+                    "Read the exit reason in the logs before the restarts.",
+                ),
+            ),
+            firing=(
+                Firing(
+                    name="three restarts a minute apart",
+                    inputs=(series(PROCESS_START_TIME, "1000 1060 1120 1180+0x{n}"),),
+                    onset_seconds=180,
+                    value=3,
+                    labels=TARGET,
+                ),
+            ),
+            healthy=(
+                Healthy(
+                    name="one restart",
+                    inputs=(series(PROCESS_START_TIME, "1000 1060+0x{n}"),),
+                ),
+            ),
+        ),
+    )
+
+
+def ops_alerts(params: RuleParams) -> tuple[AlertDefinition, ...]:
+    return (*_down(params), *_resources(params))
+
+
+def slo_alerts(params: RuleParams) -> tuple[AlertDefinition, ...]:
+    return tuple(_burn(params, *window) for window in BURN_WINDOWS)

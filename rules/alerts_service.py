@@ -1,0 +1,427 @@
+"""Source-design alerts on the services Observer depends on: API, token, limiter, uptime."""
+
+from __future__ import annotations
+
+from exporter import catalog
+from rules import recording as rec
+from rules.build import BY, CLOSED_ALL_DAY, OPEN, OPEN_ALL_DAY, OPENS_AT_10M, alert, api_requests
+from rules.inputs import TARGET, histogram, series
+from rules.model import AlertDefinition, Firing, Healthy, RunbookEntry
+from rules.params import RuleParams
+from rules.promql import JOB, RULES, UP, recorded, selector
+
+# Error ratios need some traffic to mean anything: 0.1 calls/s is 30 calls in 5 minutes.
+TRAFFIC = f"on ({BY}) {recorded(rec.API_REQUEST_RATE, RULES)} >= 0.1"
+# Refreshes start `token.refresh_margin_seconds` (5 h) before expiry; below 4 h they have
+# been failing for an hour.
+REFRESH_OVERDUE_SECONDS = 4 * 3600
+ERROR_RATIO_CHANGE = (
+    "The ratio is the shared recorded series (failed over all requests, one counter, so it "
+    "never exceeds 100 %) and needs at least 0.1 requests per second: one failed call on a "
+    "quiet market is not an error rate."
+)
+
+
+def _error_ratio_alert(
+    params: RuleParams, name: str, limit: float, for_minutes: float, ok: int, errors: int
+) -> AlertDefinition:
+    ratio = recorded(rec.API_ERROR_RATIO, RULES)
+    percent = f"{limit * 100:g}%"
+    return AlertDefinition(
+        rule=alert(
+            params,
+            name,
+            f"{ratio} > {limit} and {TRAFFIC}",
+            for_minutes=for_minutes,
+            severity="critical",
+            summary=f"More than {percent} of broker API requests fail.",
+            description="{{ $value | humanizePercentage }} of broker API requests from "
+            "{{ $labels.instance }} failed over the last 5 minutes "
+            f"(threshold {percent}).",
+        ),
+        runbook=RunbookEntry(
+            meaning=f"More than {percent} of REST calls to the broker fail; snapshots and "
+            "backfills are being lost.",
+            source_change=ERROR_RATIO_CHANGE,
+            actions=(
+                "Break `observer_api_errors_total` down by `error_class`: `token` and `auth` "
+                "point at credentials, `rate_limit` at the limiter, `server`/`transport` at "
+                "the broker or the network.",
+                "Check the broker's status page and the token panels.",
+            ),
+        ),
+        firing=(
+            Firing(
+                name=f"{errors} of {ok + errors} calls a minute fail",
+                inputs=api_requests(ok, errors),
+                onset_seconds=60,
+                value=errors / (ok + errors),
+                labels=TARGET,
+            ),
+        ),
+        healthy=(
+            Healthy(name="1% errors", inputs=api_requests(99, 1)),
+            Healthy(name="one failing call a minute on a quiet market", inputs=api_requests(0, 1)),
+        ),
+    )
+
+
+def _api(params: RuleParams) -> tuple[AlertDefinition, ...]:
+    latency = catalog.API_REQUEST_DURATION
+    return (
+        _error_ratio_alert(params, "HighAPIErrorRate", 0.05, 5, ok=54, errors=6),
+        AlertDefinition(
+            rule=alert(
+                params,
+                "APIUnresponsive",
+                f"{recorded(rec.API_REQUEST_RATE, RULES)} < 1 and {OPEN}",
+                for_minutes=5,
+                severity="critical",
+                summary="Broker API requests nearly stopped while the market is open.",
+                description="{{ $labels.instance }} made "
+                '{{ $value | printf "%.2f" }} broker API requests per second over 5 minutes '
+                "while the market is open (floor 1/s).",
+            ),
+            runbook=RunbookEntry(
+                meaning="Fewer than one REST call a second completes during market hours: "
+                "calls hang, the limiter is paused, or the sweeps stopped.",
+                source_change="The source's floor of one request per second fired every "
+                "night; it is now gated on `observer_market_open == 1`.",
+                actions=(
+                    "Check the limiter queue depth and rejections (server back-off).",
+                    "Check API latency: hanging calls show as a p99 at the time-out.",
+                ),
+            ),
+            firing=(
+                Firing(
+                    name="0.5 calls a second once the market opens",
+                    inputs=(*api_requests(30, 0), OPENS_AT_10M),
+                    onset_seconds=600,
+                    value=0.5,
+                    labels=TARGET,
+                ),
+            ),
+            healthy=(
+                Healthy(name="market closed", inputs=(*api_requests(0, 0), CLOSED_ALL_DAY)),
+                Healthy(name="2 calls a second", inputs=(*api_requests(120, 0), OPEN_ALL_DAY)),
+            ),
+        ),
+        AlertDefinition(
+            rule=alert(
+                params,
+                "APILatencyHigh",
+                f"{recorded(rec.API_LATENCY, RULES, quantile='0.99')} > 2",
+                for_minutes=10,
+                severity="warning",
+                summary="Broker API calls take more than two seconds.",
+                description="p99 broker API latency on {{ $labels.instance }} is "
+                "{{ $value | humanizeDuration }} (threshold 2s).",
+            ),
+            runbook=RunbookEntry(
+                meaning="The slowest 1 % of market-data calls take over two seconds.",
+                source_change="Master-file downloads are left out of the latency quantiles: "
+                "they are bulk transfers that take seconds by nature.",
+                actions=(
+                    "Compare with the broker's status and the network path.",
+                    "Check whether calls time out (error class `transport`).",
+                ),
+            ),
+            firing=(
+                Firing(
+                    name="inquire_price takes 2-5 s",
+                    inputs=histogram(latency, 2.0, "0+60x{n}", endpoint="inquire_price"),
+                    onset_seconds=60,
+                    value=4.97,
+                    labels=(*TARGET, ("quantile", "0.99")),
+                ),
+            ),
+            healthy=(
+                Healthy(
+                    name="fast calls, slow master file",
+                    inputs=(
+                        *histogram(latency, 0.05, "0+60x{n}", endpoint="inquire_price"),
+                        *histogram(latency, 5.0, "0+1x{n}", endpoint="master_file"),
+                    ),
+                ),
+            ),
+        ),
+        _error_ratio_alert(params, "APICatastrophicErrors", 0.5, 2, ok=20, errors=40),
+    )
+
+
+def _system(params: RuleParams) -> AlertDefinition:
+    up = selector(UP, RULES)
+    return AlertDefinition(
+        rule=alert(
+            params,
+            "SystemDowntime",
+            f"absent({up} == 1)",
+            for_minutes=2,
+            severity="critical",
+            summary="No Observer instance is up.",
+            description="No Observer target has answered a scrape for 2 minutes "
+            "(absent: {{ $value | humanize }}); nothing is being collected.",
+            # absent() of a comparison carries no labels: keep the job for routing.
+            labels=(("job", JOB),),
+        ),
+        runbook=RunbookEntry(
+            meaning="Every Observer instance is down or missing from Prometheus's targets: "
+            "the whole system is down, not one shard (that is ObserverDown).",
+            source_change="The source's `uptime < 60 s for 2 m` can never hold (uptime grows "
+            "past 60 s within the 2 minutes, and a dead process exports nothing). Downtime "
+            "is read from Prometheus's own `up` and `absent()`.",
+            actions=(
+                "Check the Observer processes/containers and their last logs.",
+                "Check Prometheus's target page: a missing target is a scrape-config problem.",
+            ),
+        ),
+        firing=(
+            Firing(
+                name="the only instance is down",
+                inputs=(series(UP, "0x{n}"),),
+                onset_seconds=0,
+                value=1,
+                labels=(("job", JOB),),
+            ),
+            Firing(
+                name="no Observer target at all",
+                inputs=(series(catalog.MARKET_OPEN, "1x{n}"),),
+                onset_seconds=0,
+                value=1,
+                labels=(("job", JOB),),
+            ),
+        ),
+        healthy=(Healthy(name="instance up", inputs=(series(UP, "1x{n}"),)),),
+    )
+
+
+def _token(params: RuleParams) -> tuple[AlertDefinition, ...]:
+    validity = selector(catalog.TOKEN_VALIDITY, RULES)
+    failures = selector(catalog.TOKEN_REFRESHES, RULES, result="failure")
+    return (
+        AlertDefinition(
+            rule=alert(
+                params,
+                "TokenValidityLow",
+                f"{validity} < 3600",
+                for_minutes=1,
+                severity="warning",
+                summary="The access token expires within the hour.",
+                description="The access token of {{ $labels.instance }} expires in "
+                "{{ $value | humanizeDuration }}.",
+            ),
+            runbook=RunbookEntry(
+                meaning="The token is less than an hour from expiry although refreshes start "
+                "five hours ahead: refreshes have been failing or not running.",
+                source_change="Kept. TokenExpired inhibits it for the same instance.",
+                actions=(
+                    "Look for TokenRefreshFailure and `observer_token_refreshes_total"
+                    '{result="failure"}`.',
+                    "Check the token cache file (mode 0600) in the data directory.",
+                ),
+            ),
+            firing=(
+                Firing(
+                    name="50 minutes left",
+                    inputs=(series(catalog.TOKEN_VALIDITY, "3000-60x{n}"),),
+                    onset_seconds=0,
+                    value=2940,
+                    labels=TARGET,
+                ),
+            ),
+            healthy=(
+                Healthy(
+                    name="fresh token",
+                    inputs=(series(catalog.TOKEN_VALIDITY, "80000-60x{n}"),),
+                ),
+            ),
+        ),
+        AlertDefinition(
+            rule=alert(
+                params,
+                "TokenExpired",
+                f"{validity} <= 0",
+                for_minutes=1,
+                severity="critical",
+                summary="The access token has expired.",
+                description="The access token of {{ $labels.instance }} has a validity of "
+                "{{ $value | humanizeDuration }}; every broker call is refused.",
+            ),
+            runbook=RunbookEntry(
+                meaning="Observer holds no valid token: every REST call and the WebSocket "
+                "approval fail until a new token is issued.",
+                source_change="`< 0` became `<= 0` so that a token that expires exactly at "
+                "a scrape still counts.",
+                actions=(
+                    "Check the app key and secret (`KIS_APP_KEY`, `KIS_APP_SECRET`) and "
+                    "whether the broker suspended them.",
+                    "Restarting does not help within a minute: tokens are issued at most once "
+                    "a minute (EGW00133).",
+                ),
+            ),
+            firing=(
+                Firing(
+                    name="expired a minute ago",
+                    inputs=(series(catalog.TOKEN_VALIDITY, "-60-60x{n}"),),
+                    onset_seconds=0,
+                    value=-120,
+                    labels=TARGET,
+                ),
+            ),
+            healthy=(
+                Healthy(name="valid", inputs=(series(catalog.TOKEN_VALIDITY, "80000-60x{n}"),)),
+            ),
+        ),
+        AlertDefinition(
+            rule=alert(
+                params,
+                "TokenRefreshFailure",
+                f"sum by ({BY}) (increase({failures}[30m])) > 0 "
+                f"and on ({BY}) {validity} < {REFRESH_OVERDUE_SECONDS}",
+                for_minutes=10,
+                severity="critical",
+                summary="Token refreshes keep failing and the token is past its refresh point.",
+                description="{{ $value | humanize }} token refresh attempts by "
+                "{{ $labels.instance }} failed in the last 30 minutes and the token expires "
+                "in less than 4 hours.",
+            ),
+            runbook=RunbookEntry(
+                meaning="Observer tried to refresh its token and failed, and the token it "
+                "holds is more than an hour past the point refreshes start.",
+                source_change="The source alerted on fewer than one refresh per hour, but a "
+                "token lives 24 h and is refreshed about once a day, so that fired all day. "
+                'It now needs failed attempts (`result="failure"`) while validity is below '
+                "4 h; `for` is 10 minutes instead of 30 so there is still time to act.",
+                actions=(
+                    "Read the refresh error class in the logs (auth, rate limit, server).",
+                    "Check the broker's token endpoint and the credentials.",
+                ),
+            ),
+            firing=(
+                Firing(
+                    name="one failure a minute with under 4 h left",
+                    inputs=(
+                        series(catalog.TOKEN_REFRESHES, "0+1x{n}", result="failure"),
+                        series(catalog.TOKEN_VALIDITY, "14000-60x{n}"),
+                    ),
+                    onset_seconds=60,
+                    value=11,
+                    labels=TARGET,
+                ),
+            ),
+            healthy=(
+                Healthy(
+                    name="a failed retry with a fresh token",
+                    inputs=(
+                        series(catalog.TOKEN_REFRESHES, "0+1x{n}", result="failure"),
+                        series(catalog.TOKEN_VALIDITY, "80000-60x{n}"),
+                    ),
+                ),
+                Healthy(
+                    name="refresh not yet due",
+                    inputs=(
+                        series(catalog.TOKEN_REFRESHES, "0x{n}", result="failure"),
+                        series(catalog.TOKEN_VALIDITY, "20000-60x{n}"),
+                    ),
+                ),
+            ),
+        ),
+    )
+
+
+def _limiter(params: RuleParams) -> tuple[AlertDefinition, ...]:
+    depth = selector(catalog.RATE_LIMIT_QUEUE_DEPTH, RULES, lane="backfill")
+    delay = catalog.RATE_LIMIT_DELAY_DURATION
+    lane_p99 = recorded(rec.LIMITER_DELAY, RULES, lane="backfill", quantile="0.99")
+    return (
+        AlertDefinition(
+            rule=alert(
+                params,
+                "RateLimitTokenStarvation",
+                f"sum by ({BY}) ({depth}) > 0",
+                for_minutes=5,
+                severity="warning",
+                summary="Backfill requests have been waiting for the limiter for 5 minutes.",
+                description="{{ $value | humanize }} backfill requests of "
+                "{{ $labels.instance }} are waiting for a limiter token, and the queue has "
+                "not emptied for 5 minutes.",
+            ),
+            runbook=RunbookEntry(
+                meaning="The priority lane never drains: REST demand is above the per-key "
+                "rate limit, so backfills fall behind and gaps stay open.",
+                source_change="The source fired on more than 10 delayed requests per second, "
+                "but sweeps run as fast as the limiter allows, so nearly every sweep call "
+                "waits by design (20/s at the real limit). Starvation is read from the "
+                "backfill lane, which has priority, never emptying its queue.",
+                actions=(
+                    "Check the gap rate: a burst of Track B gaps floods the backfill lane.",
+                    "Check `observer_rate_limit_rejections_total`: back-off pauses all lanes.",
+                ),
+            ),
+            firing=(
+                Firing(
+                    name="three backfills always waiting",
+                    inputs=(series(catalog.RATE_LIMIT_QUEUE_DEPTH, "3x{n}", lane="backfill"),),
+                    onset_seconds=0,
+                    value=3,
+                    labels=TARGET,
+                ),
+            ),
+            healthy=(
+                Healthy(
+                    name="the sweep queue is long, backfill empty",
+                    inputs=(
+                        series(catalog.RATE_LIMIT_QUEUE_DEPTH, "0x{n}", lane="backfill"),
+                        series(catalog.RATE_LIMIT_QUEUE_DEPTH, "2000x{n}", lane="sweep"),
+                    ),
+                ),
+            ),
+        ),
+        AlertDefinition(
+            rule=alert(
+                params,
+                "RateLimitHighDelay",
+                f"{lane_p99} > 1",
+                for_minutes=5,
+                severity="warning",
+                summary="Backfill requests wait more than a second for the limiter.",
+                description="p99 limiter wait of backfill requests on {{ $labels.instance }} "
+                "is {{ $value | humanizeDuration }} (threshold 1s).",
+            ),
+            runbook=RunbookEntry(
+                meaning="Priority requests wait over a second for a token: server back-off "
+                "(EGW00201) is pausing the limiter, or backfill demand is above the limit.",
+                source_change="The source's p99 above 100 ms over all requests always fires: "
+                "sweep calls are paced by the limiter by design. The alert reads the backfill "
+                "lane, whose requests go first, with a 1 s threshold (one token interval at "
+                "the 2/s mock limit is 0.5 s).",
+                actions=(
+                    "Check `observer_rate_limit_rejections_total` for server back-off.",
+                    "Lower `rate_limit.rate_per_second` if the broker still rejects calls.",
+                ),
+            ),
+            firing=(
+                Firing(
+                    name="backfill waits 1-2.5 s",
+                    inputs=histogram(delay, 1.0, "0+60x{n}", lane="backfill"),
+                    onset_seconds=60,
+                    value=2.485,
+                    labels=(*TARGET, ("lane", "backfill"), ("quantile", "0.99")),
+                ),
+            ),
+            healthy=(
+                Healthy(
+                    name="sweeps wait long, backfill briefly",
+                    inputs=(
+                        *histogram(delay, 0.01, "0+60x{n}", lane="backfill"),
+                        *histogram(delay, 2.5, "0+600x{n}", lane="sweep"),
+                    ),
+                ),
+            ),
+        ),
+    )
+
+
+def service_alerts(params: RuleParams) -> tuple[AlertDefinition, ...]:
+    """API, uptime, token and limiter alerts: 6 critical, 4 warning."""
+    return (*_api(params), _system(params), *_token(params), *_limiter(params))

@@ -1,0 +1,141 @@
+"""Recording rules for every rate, ratio and quantile that panels and alerts share.
+
+Names follow ``level:metric:operations``: ``instance`` keeps ``job`` and
+``instance``; ``instance_quantile`` adds a ``quantile`` label, ``instance_lane_quantile``
+the limiter ``lane`` too. The dashboard reads these names from here.
+"""
+
+from __future__ import annotations
+
+from exporter import catalog
+from rules.model import RecordingRule, RuleGroup
+from rules.params import RuleParams
+from rules.promql import (
+    PROCESS_CPU,
+    PROCESS_RESIDENT_MEMORY,
+    RULES,
+    others,
+    selector,
+)
+
+BY = "job, instance"
+WINDOW = "5m"
+
+API_REQUEST_RATE = f"instance:{catalog.API_REQUESTS.family}:rate5m"
+API_ERROR_RATIO = f"instance:{catalog.API_REQUESTS.family}_errors:ratio_rate5m"
+API_LATENCY = f"instance_quantile:{catalog.API_REQUEST_DURATION.name}:histogram_quantile_rate5m"
+SNAPSHOT_RATE = f"instance:{catalog.TRACK_A_SNAPSHOTS.family}:rate5m"
+COLLECTION_LATENCY = (
+    f"instance_quantile:{catalog.TRACK_A_COLLECTION_DURATION.name}:histogram_quantile_rate5m"
+)
+ITEM_RATE = f"instance:{catalog.TRACK_B_ITEMS_RECEIVED.family}:rate5m"
+GAP_DETECTION_LATENCY = (
+    f"instance_quantile:{catalog.GAP_DETECTION_DURATION.name}:histogram_quantile_rate5m"
+)
+LIMITER_DELAY = (
+    f"instance_lane_quantile:{catalog.RATE_LIMIT_DELAY_DURATION.name}:histogram_quantile_rate5m"
+)
+CPU_RATE = f"instance:{PROCESS_CPU.family}:rate5m"
+MEMORY_LIMIT_RATIO = f"instance:{PROCESS_RESIDENT_MEMORY.name}:ratio_of_limit"
+SLO_WINDOWS = ("5m", "30m", "1h", "6h")
+FRESHNESS_STALE_RATIO = {
+    window: f"instance:{catalog.TRACK_A_FRESHNESS_CHECKS.family}_stale:ratio_rate{window}"
+    for window in SLO_WINDOWS
+}
+
+# Which quantiles are recorded for which histogram (panels show them, alerts use p99).
+API_QUANTILES = ("0.5", "0.95", "0.99")
+COLLECTION_QUANTILES = ("0.5", "0.99")
+GAP_DETECTION_QUANTILES = ("0.95", "0.99")
+LIMITER_QUANTILES = ("0.5", "0.99")
+# Master-file downloads are bulk transfers, not market-data calls: their seconds-long
+# latency would dominate p99 on quiet days, so API latency quantiles leave them out.
+LATENCY_ENDPOINTS = others(catalog.ENDPOINTS, "master_file")
+
+
+def _rate(expr: str, window: str = WINDOW) -> str:
+    return f"rate({expr}[{window}])"
+
+
+def _quantiles(
+    record: str, quantiles: tuple[str, ...], bucket: str, by: str = BY
+) -> tuple[RecordingRule, ...]:
+    inner = f"sum by ({by}, le) ({_rate(bucket)})"
+    return tuple(
+        RecordingRule(
+            record=record,
+            expr=f"histogram_quantile({q}, {inner})",
+            labels=(("quantile", q),),
+        )
+        for q in quantiles
+    )
+
+
+def _stale_ratio(window: str) -> RecordingRule:
+    checks = catalog.TRACK_A_FRESHNESS_CHECKS
+    stale = _rate(selector(checks, RULES, result="stale"), window)
+    every = _rate(selector(checks, RULES), window)
+    return RecordingRule(
+        record=FRESHNESS_STALE_RATIO[window],
+        expr=f"sum by ({BY}) ({stale}) / sum by ({BY}) ({every})",
+    )
+
+
+def recording_rules(params: RuleParams) -> tuple[RecordingRule, ...]:
+    """The shared series, in dependency-free order (each rule reads raw metrics only)."""
+    requests = selector(catalog.API_REQUESTS, RULES)
+    errors = selector(catalog.API_REQUESTS, RULES, outcome="error")
+    memory = selector(PROCESS_RESIDENT_MEMORY, RULES)
+    return (
+        RecordingRule(record=API_REQUEST_RATE, expr=f"sum by ({BY}) ({_rate(requests)})"),
+        RecordingRule(
+            record=API_ERROR_RATIO,
+            expr=f"sum by ({BY}) ({_rate(errors)}) / sum by ({BY}) ({_rate(requests)})",
+        ),
+        *_quantiles(
+            API_LATENCY,
+            API_QUANTILES,
+            selector(catalog.API_REQUEST_DURATION, RULES, "_bucket", endpoint=LATENCY_ENDPOINTS),
+        ),
+        RecordingRule(
+            record=SNAPSHOT_RATE,
+            expr=f"sum by ({BY}) ({_rate(selector(catalog.TRACK_A_SNAPSHOTS, RULES))})",
+        ),
+        *_quantiles(
+            COLLECTION_LATENCY,
+            COLLECTION_QUANTILES,
+            selector(catalog.TRACK_A_COLLECTION_DURATION, RULES, "_bucket"),
+        ),
+        RecordingRule(
+            record=ITEM_RATE,
+            expr=f"sum by ({BY}) ({_rate(selector(catalog.TRACK_B_ITEMS_RECEIVED, RULES))})",
+        ),
+        *_quantiles(
+            GAP_DETECTION_LATENCY,
+            GAP_DETECTION_QUANTILES,
+            selector(catalog.GAP_DETECTION_DURATION, RULES, "_bucket"),
+        ),
+        *_quantiles(
+            LIMITER_DELAY,
+            LIMITER_QUANTILES,
+            selector(catalog.RATE_LIMIT_DELAY_DURATION, RULES, "_bucket"),
+            by=f"{BY}, lane",
+        ),
+        *(_stale_ratio(window) for window in SLO_WINDOWS),
+        RecordingRule(
+            record=CPU_RATE,
+            expr=f"sum by ({BY}) ({_rate(selector(PROCESS_CPU, RULES))})",
+        ),
+        RecordingRule(
+            record=MEMORY_LIMIT_RATIO,
+            expr=f"{memory} / {params.memory_limit_bytes}",
+        ),
+    )
+
+
+def recording_group(params: RuleParams) -> RuleGroup:
+    return RuleGroup(
+        name="observer.recording",
+        rules=recording_rules(params),
+        interval_seconds=params.profile.evaluation_interval_seconds,
+    )
