@@ -1,0 +1,73 @@
+"""``observer check``: passes on fresh output, fails with one clear line per problem."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from observer import cli
+from observer.stack import checks, layout
+
+
+def _check(directory: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = cli.main(["check", str(directory)])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_fresh_output_passes_every_check(
+    generated: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = _check(generated, capsys)
+    assert code == 0, err
+    assert "ok       files parse" in out
+    assert "problem" not in err
+
+
+def test_a_file_that_does_not_parse_is_named(
+    generated: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (generated / layout.GRAFANA_DATASOURCE).write_text("datasources: [unclosed\n")
+    code, _out, err = _check(generated, capsys)
+    assert code == 1
+    assert f"problem: {layout.GRAFANA_DATASOURCE}: does not parse" in err
+
+
+def test_a_hand_edited_file_is_reported_as_out_of_date(
+    generated: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = generated / layout.PROMETHEUS_CONFIG
+    path.write_text(path.read_text().replace("15s", "30s"))
+    code, _out, err = _check(generated, capsys)
+    assert code == 1
+    assert f"problem: {layout.PROMETHEUS_CONFIG}: differs from the builders" in err
+
+
+def test_a_missing_file_is_reported(generated: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (generated / layout.COMPOSE_FILE).unlink()
+    code, _out, err = _check(generated, capsys)
+    assert code == 1
+    assert f"problem: {layout.COMPOSE_FILE}: missing" in err
+
+
+def test_an_unpinned_image_and_an_extra_port_are_reported(generated: Path) -> None:
+    path = generated / layout.COMPOSE_FILE
+    text = path.read_text().replace("prom/alertmanager:v0.27.0", "prom/alertmanager:latest")
+    path.write_text(text.replace("- 9093:9093", "- 9093:9093\n    - 9094:9094"))
+    problems = checks.compose_shape(generated)
+    assert any("not pinned" in line for line in problems), problems
+    assert any("publishes 9094:9094" in line for line in problems), problems
+
+
+def test_a_skipped_check_says_which_binary_is_missing(generated: Path) -> None:
+    absent = checks.Check("needs a tool", lambda _dir: ["never run"], needs="no-such-tool-here")
+    report, problems = checks.run_checks(generated, [absent])
+    assert report == ["skipped  needs a tool (no-such-tool-here not installed)"]
+    assert problems == []
+
+
+def test_a_missing_folder_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _out, err = _check(tmp_path / "absent", capsys)
+    assert code == 1
+    assert "is not a folder" in err

@@ -1,0 +1,58 @@
+"""``observer generate`` is deterministic and the committed ``compose/`` is what it writes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from observer import cli
+from observer.stack import files as stack_files
+from observer.stack import layout
+from tests.stack.conftest import COMMITTED
+
+
+def test_committed_compose_folder_is_exactly_what_generate_writes(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert cli.main(["generate", "--out", str(out)]) == 0
+    fresh = stack_files.read_files(out)
+    committed = stack_files.read_files(COMMITTED)
+    assert sorted(fresh) == sorted(committed), "run `make generate` and commit compose/"
+    changed = [path for path in fresh if fresh[path] != committed[path]]
+    assert changed == [], f"run `make generate` and commit compose/: {changed} differ"
+
+
+def test_rendering_twice_gives_identical_files() -> None:
+    assert stack_files.render_files() == stack_files.render_files()
+
+
+def test_generate_prints_every_path_it_wrote(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["generate", "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out.split()
+    assert str(tmp_path / layout.COMPOSE_FILE) in printed
+    assert str(tmp_path / layout.PROMETHEUS_CONFIG) in printed
+
+
+def test_generate_leaves_no_temporary_files(tmp_path: Path) -> None:
+    stack_files.write_files(stack_files.render_files(), tmp_path)
+    leftovers = [path for path in tmp_path.rglob(".*.tmp")]
+    assert leftovers == []
+
+
+@pytest.mark.parametrize("path", ["../escape.yml", "/etc/passwd", ""])
+def test_paths_outside_the_output_folder_are_refused(tmp_path: Path, path: str) -> None:
+    with pytest.raises(stack_files.GenerateError):
+        stack_files.write_files({path: "x"}, tmp_path)
+
+
+def test_prometheus_config_lists_only_rule_files_not_their_tests() -> None:
+    from observer.stack import prometheus
+
+    paths = [
+        "prometheus/rules/observer.rules.yml",
+        "prometheus/rules/observer.rules.test.yml",
+        "alertmanager/alertmanager.yml",
+    ]
+    assert prometheus.rule_paths(paths) == ["rules/observer.rules.yml"]
