@@ -74,7 +74,12 @@ async def running(
 
 
 def value(metrics: Metrics, name: str, **labels: str) -> float:
-    """The current value of one sample, read back through the registry."""
+    """The sum of the samples called ``name`` whose labels include ``labels``."""
     metrics.refresh()
-    got = metrics.registry.get_sample_value(name, labels)
-    return 0.0 if got is None else got
+    wanted = set(labels.items())
+    return sum(
+        sample.value
+        for family in metrics.registry.collect()
+        for sample in family.samples
+        if sample.name == name and wanted <= set(sample.labels.items())
+    )
