@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -28,13 +29,14 @@ from exporter.server import Readiness
 from observer.config import ObserverSettings, parse_shard
 from observer.credentials import Credentials, demo_credentials
 from observer.errors import ObserverError
-from observer.kis.client import KisClient
+from observer.kis.client import KisClient, TradesPage
 from observer.kis.errors import KisApiError
 from observer.kis.master import MasterFileError
 from observer.limiter import RateLimiter
 from observer.records import Trigger
 from observer.storage import Storage
 from observer.track_a import MarketHours, TrackA
+from observer.track_b import TrackB
 from observer.triggers import TriggerDetector
 from observer.universe import Universe, fetch_share_codes
 
@@ -153,8 +155,38 @@ def build_track_a(context: Context) -> TrackA:
     )
 
 
+def build_track_b(context: Context) -> TrackB:
+    """Track B on the endpoint's WebSocket; when enabled, Track A's triggers claim its slots."""
+    settings, client, market = context.settings, context.client, context.market
+
+    async def approval_key(renew: bool) -> str:
+        return await client.approval_key(renew=renew)
+
+    async def fetch_page(symbol: str, before: str, business_date: str) -> TradesPage:
+        return await client.trades_by_time(
+            symbol, before, lane="backfill", business_date=business_date
+        )
+
+    def market_open() -> bool:  # the session's watchdog needs a cheap synchronous answer
+        return market.forced_open or market.calendar.is_open(time.time())
+
+    track = TrackB(
+        settings.track_b,
+        settings.gaps,
+        ws_url=context.endpoint.ws_url,
+        approval_key=approval_key,
+        fetch_page=fetch_page,
+        sink=context.storage,
+        metrics=context.metrics,
+        market_open=market_open,
+    )
+    if settings.track_b.enabled:
+        context.triggers.subscribe(track.offer)
+    return track
+
+
 ComponentFactory = Callable[[Context], Component]
-COMPONENTS: tuple[ComponentFactory, ...] = (UniverseRefresher, build_track_a)
+COMPONENTS: tuple[ComponentFactory, ...] = (UniverseRefresher, build_track_a, build_track_b)
 
 
 @contextlib.asynccontextmanager
