@@ -6,6 +6,7 @@ from the seed. Every value is a string, as on the wire.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 
 from observer.kis.h0stcnt0 import FIELD_COUNT
@@ -299,18 +300,21 @@ def conclusion_row(tick: Tick) -> dict[str, str]:
 def conclusion_page(ticks: Sequence[Tick], at_or_before: str, rows: int) -> tuple[list[Tick], bool]:
     """One page of trades at or before HHMMSS ``at_or_before``, newest first.
 
-    ``ticks`` are one business day's trades, oldest first. The page holds
-    ``rows`` trades, extended to the whole of its oldest second so that the
-    next page can start strictly before it: re-query with the page's oldest
-    ``stck_cntg_hour`` minus one second. Returns (page, more older trades exist).
+    ``ticks`` are one business day's trades, oldest first (a list or a lazy
+    ``TapeView``: only the page is materialised). The page holds ``rows``
+    trades, extended to the whole of its oldest second so that the next page
+    can start strictly before it: re-query with the page's oldest
+    ``stck_cntg_hour`` minus one second. Returns (page, older trades exist).
     """
-    eligible = [tick for tick in ticks if hhmmss_of(tick.time) <= at_or_before]
-    eligible.reverse()
-    page = eligible[:rows]
-    if len(page) == rows:
+    end = bisect.bisect_right(ticks, at_or_before, key=lambda tick: hhmmss_of(tick.time))
+    page: list[Tick] = []
+    index = end - 1
+    while index >= 0 and len(page) < rows:
+        page.append(ticks[index])
+        index -= 1
+    if page:
         boundary = hhmmss_of(page[-1].time)
-        for tick in eligible[rows:]:
-            if hhmmss_of(tick.time) != boundary:
-                break
-            page.append(tick)
-    return page, len(eligible) > len(page)
+        while index >= 0 and hhmmss_of(ticks[index].time) == boundary:
+            page.append(ticks[index])
+            index -= 1
+    return page, index >= 0

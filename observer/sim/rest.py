@@ -21,7 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from observer.kis.master import Market, zip_master
-from observer.sim.calendar import format_kst, kst_date, yyyymmdd
+from observer.sim.calendar import DAY_SECONDS, format_kst, kst_date, midnight
 from observer.sim.faults import Fault, FaultError, parse_fault
 from observer.sim.model import SymbolProcess
 from observer.sim.quotes import (
@@ -213,8 +213,8 @@ class RestApi:
         summary: dict[str, str] = {}
         more = False
         if process is not None:
-            today = int(yyyymmdd(process.day))
-            ticks = [tick for tick in process.tape.since(0) if tick.day == today]
+            day_start = midnight(process.day)
+            ticks = process.tape.between(day_start, day_start + DAY_SECONDS)
             page, more = conclusion_page(ticks, hour, self.state.settings.backfill_page_rows)
             rows = [conclusion_row(tick) for tick in page]
             price, base = process.price, process.base

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import bisect
 from array import array
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import overload
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,8 +101,12 @@ class Tape:
             ticks.append(self.get(current))
         return ticks
 
-    def times(self) -> array[float]:
-        return self._floats["time"]
+    def between(self, start_time: float, end_time: float) -> TapeView:
+        """A lazy, time-ordered view of the held trades with start_time ≤ time < end_time."""
+        times = self._floats["time"]
+        lo = bisect.bisect_left(times, start_time)
+        hi = bisect.bisect_left(times, end_time, lo)
+        return TapeView(self, self.first_seq + lo, self.first_seq + hi)
 
     def prune_before(self, time_limit: float) -> None:
         """Forget trades older than ``time_limit``, in chunks so pruning stays cheap."""
@@ -113,3 +119,33 @@ class Tape:
         for fcolumn in self._floats.values():
             del fcolumn[:count]
         self.first_seq += count
+
+
+class TapeView(Sequence[Tick]):
+    """Trades ``first_seq`` ≤ seq < ``end_seq`` of a tape, built only when indexed.
+
+    Valid until the tape is next pruned; paging bisects it instead of copying a day.
+    """
+
+    def __init__(self, tape: Tape, first_seq: int, end_seq: int) -> None:
+        self._tape = tape
+        self._first = first_seq
+        self._end = end_seq
+
+    def __len__(self) -> int:
+        return self._end - self._first
+
+    @overload
+    def __getitem__(self, index: int) -> Tick: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Tick]: ...
+
+    def __getitem__(self, index: int | slice) -> Tick | Sequence[Tick]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        return self._tape.get(self._first + index)
