@@ -51,6 +51,11 @@ def _tested_names(path: Path) -> set[str]:
     }
 
 
+def untested_alerts(rules_file: Path, tests_file: Path) -> list[str]:
+    """Alerts of ``rules_file`` that no test in ``tests_file`` expects to fire."""
+    return sorted(_alert_names(rules_file) - _tested_names(tests_file))
+
+
 def check_files(directory: Path) -> list[str]:
     """Problems found in the rule, test and Alertmanager files under ``directory``."""
     rules_file = directory / RULES_PATH
@@ -60,7 +65,7 @@ def check_files(directory: Path) -> list[str]:
     if problems:
         return problems
     if tests_file.is_file():
-        untested = sorted(_alert_names(rules_file) - _tested_names(tests_file))
+        untested = untested_alerts(rules_file, tests_file)
         problems += [f"alert {name} has no firing unit test" for name in untested]
     promtool, amtool = shutil.which("promtool"), shutil.which("amtool")
     commands: list[tuple[list[str], Path]] = []

@@ -17,7 +17,7 @@ from rules.model import PLACEHOLDER, TEMPLATE, AlertDefinition, Firing, InputSer
 from rules.promql import duration
 
 STEP_SECONDS = 60  # interval of the input series
-HEALTHY_AFTER_SECONDS = (6 * 60, 30 * 60)  # healthy cases are checked this long after `for`
+HEALTHY_AFTER_SECONDS = (6 * 60, 20 * 60)  # healthy cases are checked this long after `for`
 SI_UP = ("k", "M", "G", "T", "P", "E", "Z", "Y")
 SI_DOWN = ("m", "u", "n", "p", "f", "a", "z", "y")
 

@@ -1,0 +1,102 @@
+"""``docs/runbook.md`` generated from the alert definitions.
+
+``python -m rules.runbook [PATH]`` rewrites it (default ``docs/runbook.md``); a
+test fails when the committed file differs from what this module renders.
+"""
+
+from __future__ import annotations
+
+import sys
+from itertools import groupby
+from pathlib import Path
+
+from rules.alerts_ops import FRESHNESS_SLO
+from rules.model import AlertDefinition
+from rules.params import DEFAULT, DEFAULT_MEMORY_LIMIT_BYTES, DEFAULT_WEBHOOK_URL, RuleParams
+from rules.promql import duration
+from rules.render import all_definitions, source_definitions
+
+INTRO = f"""# Runbook
+
+Generated from the alert definitions in `rules/` by `python -m rules.runbook`; do not
+edit by hand. Every alert's `runbook_url` points at its section below.
+
+## How alerts reach people
+
+Prometheus scrapes Observer as `job="observer"`; every alert keeps the `job` and
+`instance` labels of the series it fires on and carries a `severity` label.
+Alertmanager (`alertmanager/alertmanager.yml`, generated) routes by severity:
+
+- `severity="critical"` → receiver `critical`; `severity="warning"` → receiver `warning`.
+  Both post to a webhook, by default `{DEFAULT_WEBHOOK_URL}`, a local sink: replace it
+  with your paging or chat integration (`rules.render_files(webhook_url=...)`).
+- `Watchdog` → receiver `watchdog`, which has no integration by default: point it at a
+  dead man's switch service that alerts when the Watchdog stops arriving.
+- A critical alert inhibits warnings with the same `alertname` and `instance` (the
+  Track A freshness burn-rate alerts), and TokenExpired inhibits TokenValidityLow.
+
+Alerts whose logic differs from the source design say why under *Differs from the
+source design*. Rate floors only apply while `observer_market_open == 1`. The resident
+memory limit that ObserverMemoryNearLimit compares with is a generation parameter
+(`memory_limit_bytes`, default {DEFAULT_MEMORY_LIMIT_BYTES} bytes = 1 GiB, matching the
+compose memory limit). The `e2e` profile generates the same alerts with every minute of
+`for` turned into a second, for end-to-end tests.
+
+## Track A freshness SLO
+
+Objective: {FRESHNESS_SLO:.0%} of per-symbol freshness checks made while the market is
+open find a snapshot younger than `track_a.expected_cadence_seconds`
+(`observer_track_a_freshness_checks_total{{result="fresh"}}` over all checks), over 30
+days. The error budget is {1 - FRESHNESS_SLO:.0%} of checks. Two multi-window burn-rate
+alerts watch it: a stale ratio above 14.4 × budget over both 1 h and 5 m (critical) and
+above 6 × budget over both 6 h and 30 m (warning).
+"""
+
+
+def _section(definitions: list[AlertDefinition], source_names: set[str]) -> str:
+    name = definitions[0].rule.alert
+    origin = "source design" if name in source_names else "added by Observer"
+    lines = [f"## {name}", ""]
+    for d in definitions:
+        rule = d.rule
+        lines += [
+            f"**{rule.severity}**, for {duration(rule.for_seconds)} ({origin}): {rule.summary}",
+            "",
+            "```promql",
+            rule.expr,
+            "```",
+            "",
+            f"*Meaning.* {d.runbook.meaning}",
+            "",
+        ]
+        if d.runbook.source_change:
+            lines += [f"*Against the source design.* {d.runbook.source_change}", ""]
+        lines += ["*What to do.*", ""]
+        lines += [f"- {action}" for action in d.runbook.actions]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def render_runbook(params: RuleParams | None = None) -> str:
+    """The Markdown runbook: one section per alert name, in rule-file order."""
+    params = params or RuleParams(profile=DEFAULT)
+    definitions = all_definitions(params)
+    source_names = {d.rule.alert for d in source_definitions(params)}
+    order = {d.rule.alert: i for i, d in reversed(list(enumerate(definitions)))}
+    ordered = sorted(definitions, key=lambda d: order[d.rule.alert])
+    sections = [
+        _section(list(group), source_names)
+        for _, group in groupby(ordered, key=lambda d: d.rule.alert)
+    ]
+    return INTRO + "\n" + "\n".join(sections)
+
+
+def main(argv: list[str]) -> int:
+    path = Path(argv[1]) if len(argv) > 1 else Path("docs/runbook.md")
+    path.write_text(render_runbook(), encoding="utf-8")
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv))
