@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 import shutil
 import subprocess
 from pathlib import Path
@@ -202,12 +203,7 @@ def test_rendering_is_stable_and_ordered(default_files: dict[str, str]) -> None:
 def test_a_wrong_expectation_makes_promtool_fail(tmp_path: Path) -> None:
     definition = next(d for d in all_definitions(PARAMS) if d.rule.alert == "TokenExpired")
     case = definition.firing[0]
-    wrong = type(definition)(
-        rule=definition.rule,
-        runbook=definition.runbook,
-        firing=(type(case)(**{**_fields(case), "value": -60}),),
-        healthy=definition.healthy,
-    )
+    wrong = replace(definition, firing=(replace(case, value=-60),))
     rules_file = tmp_path / "observer.rules.yml"
     rules_file.write_text(rules.render_files()[RULES_PATH], encoding="utf-8")
     groups = tuple(g.name for g in rule_groups(PARAMS))
@@ -217,10 +213,6 @@ def test_a_wrong_expectation_makes_promtool_fail(tmp_path: Path) -> None:
         ["promtool", "test", "rules", "t.yml"], cwd=tmp_path, capture_output=True, text=True
     )
     assert done.returncode != 0 and "-2m 0s" in done.stdout + done.stderr
-
-
-def _fields(obj: object) -> dict[str, Any]:
-    return {name: getattr(obj, name) for name in obj.__dataclass_fields__}  # type: ignore[attr-defined]
 
 
 def test_check_files_reports_missing_and_untested(tmp_path: Path) -> None:
@@ -236,7 +228,7 @@ def test_check_files_reports_missing_and_untested(tmp_path: Path) -> None:
     assert untested_alerts(tmp_path / RULES_PATH, tmp_path / TESTS_PATH) == ["Watchdog"]
 
 
-GOOD = {
+GOOD: dict[str, Any] = {
     "alert": "SomethingBroke",
     "expr": "up == 0",
     "for_seconds": 60,
