@@ -10,10 +10,9 @@ Once the exporter is bound, stdout gets one line ``exporter_url http://HOST:PORT
 to stderr. SIGINT/SIGTERM stop the sweeps, flush storage, close the sessions and
 exit 0.
 
-``--with-stack``: ``never`` skips it; ``auto`` runs the native Prometheus and
-Alertmanager when ``observer.stack.native`` offers ``running_stack`` (an async
-context manager ``running_stack(target_url, data_dir=…, required=…)``), else
-logs why not; ``always`` makes its absence an error.
+``--with-stack``: ``never`` (default) skips it; ``auto`` runs native Prometheus
+and Alertmanager (``observer.stack.native``) around the exporter when their
+binaries are installed, else logs why not; ``always`` makes that an error.
 """
 
 from __future__ import annotations
@@ -91,23 +90,35 @@ def _web_config(settings: ObserverSettings) -> WebConfigLike | None:
 
 
 @contextlib.asynccontextmanager
-async def _stack(mode: str, target: str, data_dir: Path) -> AsyncIterator[None]:
+async def _stack(mode: str, exporter: ExporterServer, data_dir: Path) -> AsyncIterator[None]:
+    """Native Prometheus and Alertmanager around the exporter, as ``--with-stack`` asks."""
     if mode == "never":
         yield
         return
-    runner = None
-    if importlib.util.find_spec("observer.stack") and importlib.util.find_spec(
-        "observer.stack.native"
-    ):
-        runner = getattr(importlib.import_module("observer.stack.native"), "running_stack", None)
-    if runner is None:
+    available = importlib.util.find_spec("observer.stack") is not None
+    native = importlib.import_module("observer.stack.native") if available else None
+    if native is None or not native.binaries_available():
         if mode == "always":
-            raise NotAvailableError("--with-stack always: no native stack runner in this build")
-        log.info("stack skipped: no native stack runner in this build")
+            raise NotAvailableError("--with-stack always: prometheus/alertmanager not available")
+        log.info("stack skipped: prometheus and prometheus-alertmanager binaries not found")
         yield
         return
-    async with runner(target, data_dir=data_dir / "stack", required=mode == "always"):
+    stack = native.NativeStack(
+        observer_target=f"{exporter.host}:{exporter.port}", data_dir=data_dir / "stack"
+    )
+    try:
+        await stack.start()
+    except native.StackError as exc:
+        if mode == "always":
+            raise
+        log.warning("stack skipped: %s", exc)
         yield
+        return
+    log.info("stack up prometheus=%s alertmanager=%s", stack.prometheus_url, stack.alertmanager_url)
+    try:
+        yield
+    finally:
+        await stack.stop()
 
 
 async def _serve(settings: ObserverSettings, credentials: Credentials | None, stack: str) -> int:
@@ -133,7 +144,7 @@ async def _serve(settings: ObserverSettings, credentials: Credentials | None, st
     try:
         print(f"exporter_url {server.url}", flush=True)
         async with (
-            _stack(stack, server.url, settings.data_dir),
+            _stack(stack, server, settings.data_dir),
             resolve_endpoint(settings, credentials) as endpoint,
         ):
             app = ObserverApp(settings, endpoint, metrics=metrics, readiness=readiness)
