@@ -20,6 +20,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help=f"folder written by `observer generate` (default: {DEFAULT_DIR}/)",
     )
+    parser.add_argument(
+        "--no-tools",
+        dest="tools",
+        action="store_false",
+        help="skip the checks that run promtool, amtool or docker-compose",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -27,7 +33,7 @@ def main(args: argparse.Namespace) -> int:
     if not directory.is_dir():
         print(f"observer check: {directory} is not a folder", file=sys.stderr)
         return 1
-    report, problems = run_checks(directory)
+    report, problems = run_checks(directory, tools=args.tools)
     for line in report:
         print(line)
     for line in problems:

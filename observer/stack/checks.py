@@ -17,6 +17,7 @@ from pathlib import Path
 
 import yaml
 
+import rules
 from observer.stack import compose, layout
 from observer.stack import files as stack_files
 
@@ -133,14 +134,27 @@ def all_checks() -> list[Check]:
         Check("compose shape", compose_shape),
         Check("docker-compose config", compose_config, needs="docker-compose"),
         Check("promtool check config", promtool_config, needs="promtool"),
+        Check(
+            "rules: promtool check/test rules, amtool check-config",
+            rules.check_files,
+            needs="promtool",
+        ),
     ]
 
 
-def run_checks(directory: Path, checks: list[Check] | None = None) -> tuple[list[str], list[str]]:
-    """Run ``checks`` on ``directory``: (report lines, problem lines)."""
+def run_checks(
+    directory: Path, checks: list[Check] | None = None, *, tools: bool = True
+) -> tuple[list[str], list[str]]:
+    """Run ``checks`` on ``directory``: (report lines, problem lines).
+
+    ``tools=False`` skips the checks that run a binary (they take seconds).
+    """
     report: list[str] = []
     problems: list[str] = []
     for check in checks if checks is not None else all_checks():
+        if check.needs and not tools:
+            report.append(f"skipped  {check.name} (--no-tools)")
+            continue
         if check.needs and shutil.which(check.needs) is None:
             report.append(f"skipped  {check.name} ({check.needs} not installed)")
             continue

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
+import rules
 from observer.errors import ObserverError
 from observer.stack import compose, grafana, layout, prometheus
 
@@ -24,9 +25,15 @@ class GenerateError(ObserverError):
     """Two renderers claim one path, or a path would leave the output folder."""
 
 
+def _rules(profile: Profile, webhook_url: str | None) -> dict[str, str]:
+    if webhook_url is None:
+        return rules.render_files(profile)
+    return rules.render_files(profile, webhook_url=webhook_url)
+
+
 def renderers(profile: Profile = "default", *, webhook_url: str | None = None) -> list[Renderer]:
     """The renderers of ``profile``; the e2e profile needs no compose or Grafana files."""
-    found: list[Renderer] = []
+    found: list[Renderer] = [lambda: _rules(profile, webhook_url)]
     if profile == "default":
         found += [compose.render_files, _grafana_default]
     return found

@@ -8,10 +8,13 @@ import pytest
 
 from observer import cli
 from observer.stack import checks, layout
+from tests.stack.conftest import requires
 
 
-def _check(directory: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    code = cli.main(["check", str(directory)])
+def _check(
+    directory: Path, capsys: pytest.CaptureFixture[str], *options: str
+) -> tuple[int, str, str]:
+    code = cli.main(["check", *options, str(directory)])
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 
@@ -29,8 +32,9 @@ def test_a_file_that_does_not_parse_is_named(
     generated: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     (generated / layout.GRAFANA_DATASOURCE).write_text("datasources: [unclosed\n")
-    code, _out, err = _check(generated, capsys)
+    code, out, err = _check(generated, capsys, "--no-tools")
     assert code == 1
+    assert "skipped  promtool check config (--no-tools)" in out
     assert f"problem: {layout.GRAFANA_DATASOURCE}: does not parse" in err
 
 
@@ -39,16 +43,25 @@ def test_a_hand_edited_file_is_reported_as_out_of_date(
 ) -> None:
     path = generated / layout.PROMETHEUS_CONFIG
     path.write_text(path.read_text().replace("15s", "30s"))
-    code, _out, err = _check(generated, capsys)
+    code, _out, err = _check(generated, capsys, "--no-tools")
     assert code == 1
     assert f"problem: {layout.PROMETHEUS_CONFIG}: differs from the builders" in err
 
 
 def test_a_missing_file_is_reported(generated: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (generated / layout.COMPOSE_FILE).unlink()
-    code, _out, err = _check(generated, capsys)
+    code, _out, err = _check(generated, capsys, "--no-tools")
     assert code == 1
     assert f"problem: {layout.COMPOSE_FILE}: missing" in err
+
+
+@requires("promtool")
+def test_a_broken_rule_file_fails_the_tool_checks(generated: Path) -> None:
+    path = generated / "prometheus/rules/observer.rules.yml"
+    path.write_text(path.read_text().replace("expr:", "exprr:", 1))
+    (tool_check,) = [c for c in checks.all_checks() if c.name == "promtool check config"]
+    problems = tool_check.run(generated)
+    assert problems and all(line.startswith("promtool check config") for line in problems)
 
 
 def test_an_unpinned_image_and_an_extra_port_are_reported(generated: Path) -> None:
