@@ -253,3 +253,24 @@ def _acml(row: dict[str, str]) -> int:
 
 async def _has_trades(sim: SimExchange, code: str, count: int) -> bool:
     return len(sim.generated_trades(code)) >= count
+
+
+async def test_token_error_status_is_configurable(http: aiohttp.ClientSession) -> None:
+    async with SimExchange(settings(token_error_http_status=200)) as sim:
+        creds = demo_credentials("status 200")
+        code = sim.universe_codes()[0]
+        reply = await kis.price(http, sim.rest_url, creds, "not-a-token", code)
+        assert reply.status == 200 and reply.body["rt_cd"] == "1"
+        assert reply.body["msg_cd"] == "EGW00121"
+        missing = await kis.call(
+            http,
+            "GET",
+            sim.rest_url + kis.PRICE,
+            headers={
+                "appkey": creds.app_key,
+                "appsecret": creds.app_secret,
+                "tr_id": "FHKST01010100",
+            },
+            params={"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": code},
+        )
+        assert missing.body["msg_cd"] == "EGW00122"
