@@ -77,7 +77,9 @@ class TrackB:
         )
         self._pending: asyncio.Queue[GapWindow] = asyncio.Queue()
         self._gaps_in_flight = 0  # detected, not yet through backfill
-        metrics.gauge(catalog.TRACK_B_SLOTS_CAPACITY).set(track_b.capacity)
+        metrics.gauge(catalog.TRACK_B_SLOTS_CAPACITY).set(
+            track_b.capacity if track_b.enabled else 0
+        )
         metrics.gauge(catalog.TRACK_B_SLOTS_ALLOCATED).set(0)
         metrics.gauge(catalog.TRACK_B_SESSION_CONNECTED).set(0)
         metrics.on_collect(self._update_slot_idle)
