@@ -63,4 +63,6 @@ def configure(level: str = "INFO", *, secrets: Iterable[str] = ()) -> SecretMask
     root.addHandler(handler)
     root.setLevel(level)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # websockets dumps every frame at DEBUG, subscribe messages (and their approval key) too.
+    logging.getLogger("websockets").setLevel(logging.INFO)
     return mask

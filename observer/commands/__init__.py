@@ -35,5 +35,7 @@ def _drop_none(tree: dict[str, Any]) -> dict[str, Any]:
                 continue
         elif value is None:
             continue
+        elif isinstance(value, Path):  # the schema check sees a YAML document: paths are strings
+            value = str(value)
         pruned[key] = value
     return pruned
