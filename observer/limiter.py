@@ -10,7 +10,9 @@ are spaced evenly at ``1/rate`` (no bursts), and a log of the last ``capacity``
 grant times makes the ``capacity + 1``-th call wait until ``1 s + safety`` after
 the first, so jitter between our send and the server's arrival stamp smaller
 than ``safety_seconds`` can never put ``capacity + 1`` calls in one window. The
-cost is ``safety`` per window: 5 ms in 1 s keeps 99.5 % of the rate.
+cost is ``safety`` per window: 5 ms in 1 s keeps 99.5 % of the rate. Each
+EGW00201 the server still sends doubles the margin (the jitter is larger than
+assumed), up to 100 ms, and a minute without one halves it back.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from exporter.registry import Metrics
 LANES: tuple[str, ...] = ("backfill", "sweep")  # highest priority first
 WINDOW_SECONDS = 1.0
 DEFAULT_SAFETY_SECONDS = 0.005
+MAX_SAFETY_SECONDS = 0.1
+MARGIN_DECAY_SECONDS = 60.0
 
 
 class WindowSchedule:
@@ -122,6 +126,9 @@ class RateLimiter:
         self._queues: dict[str, deque[_Waiter]] = {lane: deque() for lane in LANES}
         self.granted = 0
         self.rejections = 0
+        self.last_grant_at = 0.0  # clock() of the latest grant (benchmarks: achieved rate)
+        self._base_safety = safety_seconds
+        self._margin_changed_at = 0.0
 
     @property
     def rate(self) -> float:
@@ -157,9 +164,19 @@ class RateLimiter:
         return waited
 
     def server_rejected(self) -> None:
-        """The server answered EGW00201: pause every lane for ``backoff_seconds``."""
+        """The server answered EGW00201: pause every lane for ``backoff_seconds``.
+
+        The server counted one call too many, so the jitter between our sends and
+        its arrival stamps exceeds the safety margin: the margin doubles (once per
+        back-off, up to ``MAX_SAFETY_SECONDS``), and halves back towards the
+        configured one after every ``MARGIN_DECAY_SECONDS`` without a rejection.
+        """
         self.rejections += 1
-        self.schedule.pause_until(self._clock() + self.backoff_seconds)
+        now = self._clock()
+        if now >= self.schedule.paused_until:  # the calls in flight in one burst count once
+            self.schedule.safety = min(MAX_SAFETY_SECONDS, max(self.schedule.safety * 2, 0.001))
+        self.schedule.pause_until(now + self.backoff_seconds)
+        self._margin_changed_at = now
         if self._metrics is not None:
             self._metrics.counter(catalog.RATE_LIMIT_REJECTIONS).inc()
 
@@ -204,6 +221,13 @@ class RateLimiter:
 
     def _count_grant(self, lane: str, waited: float) -> None:
         self.granted += 1
+        self.last_grant_at = now = self._clock()
+        if (
+            self.schedule.safety > self._base_safety
+            and now - self._margin_changed_at >= MARGIN_DECAY_SECONDS
+        ):
+            self.schedule.safety = max(self._base_safety, self.schedule.safety / 2)
+            self._margin_changed_at = now
         if self._metrics is None:
             return
         self._metrics.counter(catalog.RATE_LIMIT_TOKENS).labels(lane).inc()

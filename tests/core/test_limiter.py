@@ -134,3 +134,19 @@ async def test_a_cancelled_waiter_gives_its_place_up() -> None:
     await asyncio.gather(stuck, return_exceptions=True)
     assert limiter.queue_depth() == 0
     await asyncio.wait_for(limiter.acquire("backfill"), timeout=3)
+
+
+async def test_rejections_widen_the_safety_margin_and_quiet_narrows_it() -> None:
+    clock = [100.0]
+    limiter = RateLimiter(20.0, backoff_seconds=1.0, clock=lambda: clock[0])
+    assert limiter.schedule.safety == 0.005
+    limiter.server_rejected()
+    limiter.server_rejected()  # the same burst: counted, but the margin doubles once
+    assert limiter.schedule.safety == 0.01 and limiter.rejections == 2
+    for _ in range(10):
+        clock[0] += 1.5
+        limiter.server_rejected()
+    assert limiter.schedule.safety == 0.1
+    clock[0] += 61
+    await limiter.acquire()
+    assert limiter.schedule.safety == 0.05
