@@ -47,19 +47,33 @@ FaultHandler = Callable[[Fault], Awaitable[None]]
 Handler = Callable[[web.Request, dict[str, str]], Awaitable[web.Response]]
 
 
-def _json(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
-    return web.Response(
+class Answer(web.Response):
+    """A JSON response that remembers how the call was answered (for ``/sim/stats``)."""
+
+    outcome = "ok"  # or the msg_cd / error_code of a refusal
+
+
+def _json(
+    body: Any,
+    status: int = 200,
+    headers: Mapping[str, str] | None = None,
+    *,
+    outcome: str = "ok",
+) -> Answer:
+    answer = Answer(
         text=json.dumps(body, ensure_ascii=False),
         status=status,
         content_type="application/json",
         charset="utf-8",
         headers=headers,
     )
+    answer.outcome = outcome
+    return answer
 
 
 def _failure(msg_cd: str, status: int, message: str | None = None) -> web.Response:
     text = message or MESSAGES.get(msg_cd, RATE_MESSAGE if msg_cd == "EGW00201" else msg_cd)
-    return _json({"rt_cd": "1", "msg_cd": msg_cd, "msg1": text}, status=status)
+    return _json({"rt_cd": "1", "msg_cd": msg_cd, "msg1": text}, status=status, outcome=msg_cd)
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
@@ -72,7 +86,7 @@ async def _body(request: web.Request) -> dict[str, Any]:
 
 def _oauth_refusal(refusal: Refusal) -> web.Response:
     body = {"error_code": refusal.error_code, "error_description": refusal.description}
-    return _json(body, status=403)
+    return _json(body, status=403, outcome=refusal.error_code)
 
 
 class RestApi:
@@ -110,7 +124,9 @@ class RestApi:
         if delay > 0:
             await asyncio.sleep(delay)
         response = await handler(request)
-        self.state.counters.request(request.path, getattr(response, "outcome", None) or "ok")
+        if request.match_info.http_exception is None:  # known paths only: stats stay bounded
+            outcome = response.outcome if isinstance(response, Answer) else "ok"
+            self.state.counters.request(request.path, outcome)
         return response
 
     def _business(self, handler: Handler) -> Callable[[web.Request], Awaitable[web.Response]]:
@@ -127,26 +143,21 @@ class RestApi:
         state, now = self.state, self.state.real()
         injected = state.faults.rest_error(now)
         if injected is not None:
-            return self._tag(_failure(injected.msg_cd, injected.http_status), injected.msg_cd)
+            return _failure(injected.msg_cd, injected.http_status)
         app_key = request.headers.get("appkey", "")
         if not state.limits.admit(app_key, now):
-            return self._tag(_failure("EGW00201", 500), "EGW00201")
+            return _failure("EGW00201", 500)
         refused = state.tokens.check(
             request.headers.get("authorization"), app_key, request.headers.get("appsecret", "")
         )
         if refused is not None:
             status = state.settings.token_error_http_status
-            return self._tag(_failure(refused, status), refused)
+            return _failure(refused, status)
         expected = TR_IDS[request.path]
         if request.headers.get("tr_id", "").strip() != expected:
             message = f"tr_id must be {expected} for this path"
-            return self._tag(_failure("OPSQ0002", 500, message), "OPSQ0002")
+            return _failure("OPSQ0002", 500, message)
         return None
-
-    @staticmethod
-    def _tag(response: web.Response, outcome: str) -> web.Response:
-        response.outcome = outcome  # type: ignore[attr-defined]
-        return response
 
     # -- /oauth2 -------------------------------------------------------------------------
 
@@ -156,7 +167,7 @@ class RestApi:
             str(body.get("appkey", "")), str(body.get("appsecret", ""))
         )
         if isinstance(result, Refusal):
-            return self._tag(_oauth_refusal(result), result.error_code)
+            return _oauth_refusal(result)
         return _json(self._token_body(result))
 
     def _token_body(self, token: IssuedToken) -> dict[str, Any]:
@@ -173,7 +184,7 @@ class RestApi:
             str(body.get("appkey", "")), str(body.get("appsecret", "")), str(body.get("token", ""))
         )
         if refusal is not None:
-            return self._tag(_oauth_refusal(refusal), refusal.error_code)
+            return _oauth_refusal(refusal)
         return _json({"code": 200, "message": "접근토큰 폐기에 성공하였습니다"})
 
     async def approval(self, request: web.Request) -> web.Response:
@@ -181,11 +192,11 @@ class RestApi:
         if "secretkey" not in body:  # KIS names it secretkey here, not appsecret
             refusal = Refusal("EGW00105")
             text = "secretkey is required (the app secret, named secretkey for this call)"
-            response = _json({"error_code": refusal.error_code, "error_description": text}, 403)
-            return self._tag(response, refusal.error_code)
+            body = {"error_code": refusal.error_code, "error_description": text}
+            return _json(body, 403, outcome=refusal.error_code)
         result = self.state.tokens.approve(str(body.get("appkey", "")), str(body["secretkey"]))
         if isinstance(result, Refusal):
-            return self._tag(_oauth_refusal(result), result.error_code)
+            return _oauth_refusal(result)
         return _json({"approval_key": result})
 
     # -- quotations ----------------------------------------------------------------------
@@ -207,7 +218,7 @@ class RestApi:
         hour = query.get("fid_input_hour_1", "").strip() or "235959"
         if len(hour) != 6 or not hour.isdigit():
             message = "FID_INPUT_HOUR_1 must be HHMMSS"
-            return self._tag(_failure("OPSQ2001", 200, message), "OPSQ2001")
+            return _failure("OPSQ2001", 200, message)
         process = self._listed_process(query.get("fid_input_iscd", "").strip())
         rows: list[dict[str, str]] = []
         summary: dict[str, str] = {}
@@ -241,7 +252,7 @@ class RestApi:
         try:
             first = date(int(text[:4]), int(text[4:6]), int(text[6:8])) if text else None
         except ValueError:
-            return self._tag(_failure("OPSQ2001", 200, "BASS_DT must be YYYYMMDD"), "OPSQ2001")
+            return _failure("OPSQ2001", 200, "BASS_DT must be YYYYMMDD")
         first = first or kst_date(self.state.clock.now())
         rows = self.state.model.calendar.holiday_rows(first, HOLIDAY_ROWS)
         body = {

@@ -274,3 +274,11 @@ async def test_token_error_status_is_configurable(http: aiohttp.ClientSession) -
             params={"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": code},
         )
         assert missing.body["msg_cd"] == "EGW00122"
+
+
+async def test_unknown_paths_are_404_and_not_counted(
+    sim: SimExchange, http: aiohttp.ClientSession
+) -> None:
+    async with http.get(sim.rest_url + "/uapi/no/such/path") as response:
+        assert response.status == 404
+    assert "/uapi/no/such/path" not in sim.stats()["requests"]
