@@ -42,6 +42,14 @@ memory limit that ObserverMemoryNearLimit compares with is a generation paramete
 compose memory limit). The `e2e` profile generates the same alerts with every minute of
 `for` turned into a second, for end-to-end tests.
 
+## Dashboard
+
+`grafana/dashboards/observer.json` (uid `observer-overview`, generated from `dashboards/`)
+has three variables: `datasource` (any Prometheus data source), `job` (jobs exporting
+`observer_build_info`, default all) and `instance` (instances of those jobs, default all).
+Every query is filtered by `job=~"$job", instance=~"$instance"`; panels that show what an
+alert reads use the same recorded series, so the number on the panel is the alert's input.
+
 ## Track A freshness SLO
 
 Objective: {FRESHNESS_SLO:.0%} of per-symbol freshness checks made while the market is
