@@ -19,6 +19,7 @@ from observer.backfill import Page
 from observer.config import GapSettings, SimSettings, StorageSettings, TrackBSettings
 from observer.credentials import demo_credentials
 from observer.kis.client import KisClient
+from observer.kis.frames import ControlReply, FrameError
 from observer.limiter import RateLimiter
 from observer.records import Gap, Trade, Trigger, TriggerKind
 from observer.sim import SimExchange
@@ -172,8 +173,42 @@ async def running(
             await asyncio.gather(task, return_exceptions=True)
 
 
+class Recorder:
+    """A SessionListener that keeps what it is told."""
+
+    def __init__(self) -> None:
+        self.reasons: list[str] = []
+        self.replies: list[ControlReply] = []
+        self.records = 0
+        self.connects = 0
+
+    async def on_trades(self, trades: list[Trade]) -> None:
+        self.records += len(trades)
+
+    def on_malformed(self, error: FrameError) -> None:
+        raise AssertionError(error)
+
+    def on_connected(self) -> None:
+        self.connects += 1
+
+    def on_disconnected(self, reason: str) -> None:
+        self.reasons.append(reason)
+
+    def on_reply(self, reply: ControlReply) -> None:
+        self.replies.append(reply)
+
+
 def connected(rig: Rig, registrations: int) -> Callable[[], bool]:
     return lambda: rig.track.session.connected and rig.sim.stats()["registrations"] == registrations
 
 
-__all__ = ["FAST_SIM", "FAST_TRACK_B", "Rig", "catalog", "connected", "running", "wait_for"]
+__all__ = [
+    "FAST_SIM",
+    "FAST_TRACK_B",
+    "Recorder",
+    "Rig",
+    "catalog",
+    "connected",
+    "running",
+    "wait_for",
+]

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from observer.config import GapSettings
-from observer.records import GapCause, Recovery, Track
+from observer.records import Gap, GapCause, Recovery, Track
 from observer.severity import severity_for
 from tests.track_b.rig import FAST_TRACK_B, Rig, catalog, connected, running, wait_for
 
@@ -125,3 +125,27 @@ async def test_malformed_frames_are_counted_and_skipped(tmp_path: Path) -> None:
         assert rig.gaps() == []
         assert rig.total(catalog.TRACK_B_RECONNECTS) == 0
         assert rig.track.session.connected
+
+
+async def test_a_silent_symbol_is_a_gap_closed_by_its_next_record(tmp_path: Path) -> None:
+    track_b = FAST_TRACK_B.model_copy(update={"silent_symbol_seconds": 0.3})
+    async with running(tmp_path, track_b=track_b) as rig:
+        symbols = await start(rig, 3)
+
+        def silent_gaps() -> list[Gap]:
+            return [
+                g
+                for g in rig.gaps()
+                if g.cause is GapCause.SILENT_SYMBOL
+                and g.recovery is not Recovery.PENDING
+                and g.missing_volume is not None  # silent after a first record, not before it
+            ]
+
+        await wait_for(lambda: bool(silent_gaps()), "a silent symbol's gap, backfilled")
+        gap = silent_gaps()[0]
+        assert gap.symbol in symbols
+        assert gap.end - gap.start > 0.3
+        assert (gap.missing_volume, gap.recovery) == (0, Recovery.FULL)  # quiet, nothing lost
+        assert (
+            rig.value(catalog.GAPS_DETECTED, track="b", severity="low", cause="silent_symbol") >= 1
+        )

@@ -11,10 +11,8 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from observer.config import TrackBSettings
-from observer.kis.frames import ControlReply, FrameError
 from observer.kis.ws import TrackBSession
-from observer.records import Trade
-from tests.track_b.rig import FAST_TRACK_B, catalog, connected, running, wait_for
+from tests.track_b.rig import FAST_TRACK_B, Recorder, catalog, connected, running, wait_for
 
 
 async def test_sixty_triggers_never_exceed_41_registrations(tmp_path: Path) -> None:
@@ -73,31 +71,6 @@ async def test_slot_idle_seconds_are_computed_at_scrape_time_per_slot(tmp_path: 
         samples = families[catalog.TRACK_B_SLOT_IDLE.name].samples
         assert [s.labels for s in samples] == [{"slot": "1"}]
         assert samples[0].value >= 0
-
-
-class Recorder:
-    """A SessionListener that keeps what it is told."""
-
-    def __init__(self) -> None:
-        self.reasons: list[str] = []
-        self.replies: list[ControlReply] = []
-        self.records = 0
-        self.connects = 0
-
-    async def on_trades(self, trades: list[Trade]) -> None:
-        self.records += len(trades)
-
-    def on_malformed(self, error: FrameError) -> None:
-        raise AssertionError(error)
-
-    def on_connected(self) -> None:
-        self.connects += 1
-
-    def on_disconnected(self, reason: str) -> None:
-        self.reasons.append(reason)
-
-    def on_reply(self, reply: ControlReply) -> None:
-        self.replies.append(reply)
 
 
 async def test_a_second_session_for_the_same_key_backs_off_to_the_cap(tmp_path: Path) -> None:
