@@ -175,7 +175,7 @@ class RestApi:
             "access_token": token.value,
             "access_token_token_expired": format_kst(token.expires_at),
             "token_type": "Bearer",
-            "expires_in": max(0, int(token.expires_at - token.issued_at)),
+            "expires_in": self.state.tokens.remaining_seconds(token),
         }
 
     async def revoke(self, request: web.Request) -> web.Response:

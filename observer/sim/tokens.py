@@ -146,6 +146,10 @@ class TokenAuthority:
         signature = hmac.new(self._server_secret, f"{header}.{payload}".encode(), "sha512")
         return f"{header}.{payload}.{_b64(signature.digest())}"
 
+    def remaining_seconds(self, token: IssuedToken) -> int:
+        """``expires_in`` of a grant: seconds until the token expires (less for a reused one)."""
+        return max(0, int(token.expires_at - self._wall()))
+
     def revoke(self, app_key: str, app_secret: str, token: str) -> Refusal | None:
         """``/oauth2/revokeP``: the token is invalid from now on (EGW00121 if unknown)."""
         refusal = self.credentials_error(app_key, app_secret)

@@ -33,7 +33,7 @@ async def test_token_rules(sim: SimExchange, http: aiohttp.ClientSession) -> Non
     parts = first.body["access_token"].split(".")
     header = json.loads(base64.urlsafe_b64decode(parts[0] + "=" * (-len(parts[0]) % 4)))
     assert len(parts) == 3 and header["alg"] == "HS512"
-    assert first.body["token_type"] == "Bearer" and first.body["expires_in"] == 86400
+    assert first.body["token_type"] == "Bearer" and 86399 <= first.body["expires_in"] <= 86400
     expiry = datetime.strptime(first.body["access_token_token_expired"], "%Y-%m-%d %H:%M:%S")
     expected = datetime.now(KST).replace(tzinfo=None) + timedelta(hours=24)
     assert abs((expiry - expected).total_seconds()) < 60  # Korean time, 24 h ahead
@@ -48,6 +48,7 @@ async def test_token_rules(sim: SimExchange, http: aiohttp.ClientSession) -> Non
 
     await kis.poll(granted_again)
     assert second.body["access_token"] == first.body["access_token"]  # within 6 h: same
+    assert second.body["access_token_token_expired"] == first.body["access_token_token_expired"]
     stats = sim.stats()
     assert stats["tokens_issued"] == 1 and stats["rejections"]["EGW00133"] >= 1
     assert creds.app_key not in json.dumps(stats)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections import defaultdict
 
 import aiohttp
@@ -148,3 +149,42 @@ async def _next_control(ws: ClientConnection) -> tuple[str, str, str]:
             message = json.loads(text)
             if message["header"].get("tr_id") != "PINGPONG":
                 return control(text)
+
+
+class HeldClock:
+    """A real clock that stands still at 0 until released, then runs."""
+
+    def __init__(self) -> None:
+        self.released_at: float | None = None
+
+    def __call__(self) -> float:
+        return 0.0 if self.released_at is None else time.monotonic() - self.released_at
+
+    def release(self) -> None:
+        self.released_at = time.monotonic()
+
+
+async def test_same_seed_same_records_over_sockets(http: aiohttp.ClientSession) -> None:
+    """Two exchanges with one seed, subscribed at the same simulated instant, send the
+    same records in the same order (frame batching follows real push timing)."""
+    first, second = [await _first_records(http, seed=11) for _ in range(2)]
+    assert first == second
+    assert first != await _first_records(http, seed=12)
+
+
+async def _first_records(http: aiohttp.ClientSession, *, seed: int) -> list[str]:
+    records: list[str] = []
+    clock = HeldClock()
+    async with SimExchange(settings(speed=30, seed=seed), real=clock) as sim:
+        approval = await kis.approval_key(http, sim.rest_url, demo_credentials("seed"))
+        async with connect(sim.ws_url) as ws:
+            await ws.send(kis.subscribe_message(approval, busiest(sim, 1)[0]))
+            assert (await _next_control(ws))[1] == "OPSP0000"
+            clock.release()
+
+            def on_text(text: str) -> None:
+                if text.startswith("0|"):
+                    records.extend("^".join(record) for record in kis.parse_data_frame(text))
+
+            await kis.receive_until(ws, lambda: len(records) >= 15, on_text)
+    return records[:15]
