@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any
-
-import promql_parser as pp
+from typing import TYPE_CHECKING, Any
 
 from exporter import catalog
 from exporter.catalog import Kind
 from rules.promql import EXTERNAL, HISTOGRAM_SUFFIXES
+
+if TYPE_CHECKING:
+    import promql_parser as pp
 
 DATASOURCE_UIDS = ("$datasource", "${datasource}")
 # Sentinel durations standing in for Grafana's interval variables while parsing.
@@ -141,6 +142,10 @@ def _substitute(expr: str) -> str:
 def lint_expr(expr: str) -> list[str]:
     """Problems of one panel query (parse, rate interval, job/instance, counters)."""
     try:
+        import promql_parser as pp
+    except ImportError:  # pragma: no cover - installed with the dev extras
+        return ["target-promql-rule: install promql-parser to lint PromQL"]
+    try:
         tree = pp.parse(_substitute(expr))
     except Exception as exc:  # the parser raises bare ValueError/RuntimeError
         return [f"target-promql-rule: {expr!r} does not parse: {exc}"]
@@ -167,6 +172,8 @@ def lint_expr(expr: str) -> list[str]:
 
 
 def _check_selector(node: pp.VectorSelector, parents: list[pp.Expr], expr: str) -> list[str]:
+    import promql_parser as pp
+
     problems = []
     regex = {(m.name, m.value) for m in node.matchers.matchers if m.op == pp.MatchOp.Re}
     for label in ("job", "instance"):
