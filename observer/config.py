@@ -108,7 +108,7 @@ class RateLimitSettings(_Section):
         1.0, gt=0, description="Pause of all calls after the server answers EGW00201."
     )
     safety_seconds: float = Field(
-        0.005,
+        0.008,
         ge=0,
         le=0.1,
         description="Margin added to the 1 s window between a call and the one `rate` calls "
