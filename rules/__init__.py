@@ -17,7 +17,7 @@ from rules.params import (
 )
 from rules.render import render_rule_files
 
-__all__ = ["check_files", "render_files"]
+__all__ = ["DEFAULT_MEMORY_LIMIT_BYTES", "DEFAULT_WEBHOOK_URL", "check_files", "render_files"]
 
 
 def render_files(
