@@ -226,6 +226,8 @@ class Universe:
 
     def is_listed(self, code: str, day: date) -> bool:
         if day not in self._listed_sets:
+            if len(self._listed_sets) > 16:  # only recent days are asked for again
+                self._listed_sets.pop(min(self._listed_sets))
             self._listed_sets[day] = frozenset(self.listed_on(day))
         return code in self._listed_sets[day]
 
