@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from exporter import catalog
@@ -20,14 +21,16 @@ if TYPE_CHECKING:
 
 DATASOURCE_UIDS = ("$datasource", "${datasource}")
 # Sentinel durations standing in for Grafana's interval variables while parsing.
-SENTINELS = {
-    "${__rate_interval}": "9999991s",
-    "$__rate_interval": "9999991s",
-    "${__interval}": "9999992s",
-    "$__interval": "9999992s",
-    "${__range}": "9999993s",
-    "$__range": "9999993s",
-}
+SENTINELS = MappingProxyType(
+    {
+        "${__rate_interval}": "9999991s",
+        "$__rate_interval": "9999991s",
+        "${__interval}": "9999992s",
+        "$__interval": "9999992s",
+        "${__range}": "9999993s",
+        "$__range": "9999993s",
+    }
+)
 RATE_INTERVAL = timedelta(seconds=9999991)
 RATE_FUNCTIONS = ("rate", "irate", "increase")
 # Grafana unit ids the dashboards may use.

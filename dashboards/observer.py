@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from grafanalib import core as g
 
-from dashboards.panels import DATASOURCE, layout
+from dashboards.panels import datasource, layout
 from dashboards.rows_collection import gaps_row, track_a_row, track_b_row, universe_row
 from dashboards.rows_service import api_row, rate_limit_row, storage_row, system_row, token_row
 from exporter import catalog as c
@@ -35,7 +35,7 @@ SPEC_ROWS = (
 def _templating() -> g.Templating:
     build_info = c.BUILD_INFO.name
     variable = {
-        "dataSource": DATASOURCE,
+        "dataSource": datasource(),
         "type": "query",
         "multi": True,
         "includeAll": True,

@@ -11,7 +11,14 @@ from typing import Any
 import attr
 from grafanalib import core as g
 
-DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
+DATASOURCE_UID = "${datasource}"
+
+
+def datasource() -> dict[str, str]:
+    """The panel/target data source: the dashboard's ``datasource`` variable."""
+    return {"type": "prometheus", "uid": DATASOURCE_UID}
+
+
 HEIGHT = 8
 WIDTH = 24
 
@@ -25,7 +32,7 @@ def targets(queries: Sequence[Query], *, fmt: str = "time_series") -> list[g.Tar
             expr=expr,
             legendFormat=legend,
             refId=chr(ord("A") + i),
-            datasource=DATASOURCE,
+            datasource=datasource(),
             format=fmt,
         )
         for i, (expr, legend) in enumerate(queries)
@@ -43,7 +50,7 @@ def _common(title: str, description: str, queries: Sequence[Query]) -> dict[str,
     return {
         "title": title,
         "description": description,
-        "dataSource": DATASOURCE,
+        "dataSource": datasource(),
         "targets": targets(queries),
         "editable": False,
     }

@@ -15,7 +15,7 @@ from typing import Any
 from rules.params import RuleParams
 from rules.promql import duration
 
-GROUP_BY = ["alertname", "job", "instance"]
+GROUP_BY = ("alertname", "job", "instance")
 
 
 def _webhook(name: str, url: str) -> dict[str, Any]:
@@ -38,7 +38,7 @@ def alertmanager_config(params: RuleParams) -> dict[str, Any]:
     return {
         "route": {
             "receiver": "warning",
-            "group_by": GROUP_BY,
+            "group_by": list(GROUP_BY),
             **timing,
             "routes": [
                 {

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import MappingProxyType
+
 from exporter import catalog
 from rules import recording as rec
 from rules.build import BY, alert
@@ -10,7 +12,7 @@ from rules.model import AlertDefinition, Firing, Healthy, RunbookEntry
 from rules.params import RuleParams
 from rules.promql import RULES, recorded, selector
 
-P99 = {"quantile": "0.99"}
+P99 = MappingProxyType({"quantile": "0.99"})
 
 
 def gap_alerts(params: RuleParams) -> tuple[AlertDefinition, ...]:

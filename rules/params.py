@@ -9,6 +9,7 @@ and repeats within seconds, so end-to-end tests see alerts fire quickly.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from observer.errors import ObserverError
 
@@ -65,7 +66,7 @@ E2E = Profile(
     watchdog_to_webhook=True,
     unit_tests=False,
 )
-PROFILES = {profile.name: profile for profile in (DEFAULT, E2E)}
+PROFILES = MappingProxyType({profile.name: profile for profile in (DEFAULT, E2E)})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -10,7 +10,8 @@ forms this module renders exactly like Prometheus's Go templates.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any
 
 from rules.model import PLACEHOLDER, TEMPLATE, AlertDefinition, Firing, InputSeries, RuleError
@@ -81,12 +82,14 @@ def two_decimals(value: float) -> str:
     return f"{value:.2f}"
 
 
-FORMATTERS: dict[str, Callable[[float], str]] = {
-    "humanize": humanize,
-    "humanizePercentage": humanize_percentage,
-    "humanizeDuration": humanize_duration,
-    'printf "%.2f"': two_decimals,
-}
+FORMATTERS: Mapping[str, Callable[[float], str]] = MappingProxyType(
+    {
+        "humanize": humanize,
+        "humanizePercentage": humanize_percentage,
+        "humanizeDuration": humanize_duration,
+        'printf "%.2f"': two_decimals,
+    }
+)
 
 
 def render_template(text: str, labels: dict[str, str], value: float) -> str:

@@ -7,6 +7,8 @@ the limiter ``lane`` too. The dashboard reads these names from here.
 
 from __future__ import annotations
 
+from types import MappingProxyType
+
 from exporter import catalog
 from rules.model import RecordingRule, RuleGroup
 from rules.params import RuleParams
@@ -38,10 +40,12 @@ LIMITER_DELAY = (
 CPU_RATE = f"instance:{PROCESS_CPU.family}:rate5m"
 MEMORY_LIMIT_RATIO = f"instance:{PROCESS_RESIDENT_MEMORY.name}:ratio_of_limit"
 SLO_WINDOWS = ("5m", "30m", "1h", "6h")
-FRESHNESS_STALE_RATIO = {
-    window: f"instance:{catalog.TRACK_A_FRESHNESS_CHECKS.family}_stale:ratio_rate{window}"
-    for window in SLO_WINDOWS
-}
+FRESHNESS_STALE_RATIO = MappingProxyType(
+    {
+        window: f"instance:{catalog.TRACK_A_FRESHNESS_CHECKS.family}_stale:ratio_rate{window}"
+        for window in SLO_WINDOWS
+    }
+)
 
 # Which quantiles are recorded for which histogram (panels show them, alerts use p99).
 API_QUANTILES = ("0.5", "0.95", "0.99")
