@@ -61,13 +61,14 @@ class _Open:
 
 @dataclass(slots=True)
 class _Symbol:
-    registered_at: float
+    watched_from: float  # registration, or the end of the last closed-market stretch
     seen: _Seen | None = None
     open: _Open | None = None
 
     @property
     def last_activity(self) -> float:
-        return self.seen.received_at if self.seen else self.registered_at
+        seen_at = self.seen.received_at if self.seen else self.watched_from
+        return max(seen_at, self.watched_from)
 
 
 class TrackBGapDetector:
@@ -78,10 +79,11 @@ class TrackBGapDetector:
         self._silent_after = silent_after_seconds
         self._symbols: dict[str, _Symbol] = {}
         self._latest_time: str | None = None  # the session's latest exchange time (HHMMSS)
+        self._latest_date = ""
 
     def registered(self, symbol: str, now: float) -> None:
         """Start watching ``symbol``; its silence is measured from ``now``."""
-        self._symbols.setdefault(symbol, _Symbol(registered_at=now))
+        self._symbols.setdefault(symbol, _Symbol(watched_from=now))
 
     def unregistered(self, symbol: str, now: float) -> GapWindow | None:
         """Stop watching ``symbol``; an open gap is closed at ``now`` without an upper bound."""
@@ -128,6 +130,11 @@ class TrackBGapDetector:
                 opened += 1
         return opened
 
+    def market_closed(self, now: float) -> None:
+        """The market is closed: silence is measured again from ``now`` (no trades are due)."""
+        for state in self._symbols.values():
+            state.watched_from = now
+
     def check_silent(self, now: float) -> int:
         """Open a silent-symbol gap for every symbol quiet for longer than the threshold."""
         opened = 0
@@ -153,6 +160,8 @@ class TrackBGapDetector:
                 return None
         else:
             seen = None
+        if trade.business_date != self._latest_date:
+            self._latest_date, self._latest_time = trade.business_date, None
         if self._latest_time is None or trade.time > self._latest_time:
             self._latest_time = trade.time
         window = self._close_or_jump(trade.symbol, state, seen, trade, now)

@@ -149,7 +149,9 @@ class TrackB:
         interval = min(SILENT_CHECK_MAX_INTERVAL_SECONDS, self._settings.silent_symbol_seconds / 4)
         while True:
             await asyncio.sleep(interval)
-            if self.session.connected and self._market_open():
+            if not self._market_open():
+                self.detector.market_closed(self._clock())
+            elif self.session.connected:
                 started = time.perf_counter()
                 self.detector.check_silent(self._clock())
                 self._observe_detection(started)
@@ -181,6 +183,8 @@ class TrackB:
     def on_disconnected(self, reason: str) -> None:
         self._metrics.gauge(catalog.TRACK_B_SESSION_CONNECTED).set(0)
         self._metrics.counter(catalog.TRACK_B_RECONNECTS).labels(reason).inc()
+        if not self._market_open():
+            return  # no trades are due: a session lost at night is not a hole in the data
         cause = GapCause.SESSION_STALL if reason == "idle" else GapCause.SESSION_DROP
         started = time.perf_counter()
         self.detector.session_lost(cause, self._clock())

@@ -88,3 +88,11 @@ def test_unregistering_with_an_open_gap_closes_it_unbounded() -> None:
     window = d.unregistered("005930", 9.0)
     assert window is not None and window.upto_cumulative is None and window.gap.end == 9.0
     assert d.unregistered("005930", 9.0) is None
+
+
+def test_silence_is_measured_again_after_the_market_was_closed() -> None:
+    d = detector(silent=30.0)
+    d.observe(trade(volume=10, cumulative=100), 5.0)
+    d.market_closed(1000.0)  # overnight: nothing traded, nothing is due
+    assert d.check_silent(1020.0) == 0
+    assert d.check_silent(1030.5) == 1
