@@ -191,7 +191,7 @@ def _resources(params: RuleParams) -> tuple[AlertDefinition, ...]:
                 meaning="Resident memory is above 90 % of the configured limit; the process "
                 "will be OOM-killed soon.",
                 source_change="The limit is a generation parameter (`memory_limit_bytes`, "
-                "default 1 GiB, the compose memory limit): the recording rule "
+                "default 1 GiB; the memory limit of the process or container): the recording rule "
                 "`instance:process_resident_memory_bytes:ratio_of_limit` divides by it.",
                 actions=(
                     "If it started with a deployment, roll back.",

@@ -16,7 +16,8 @@ from observer.errors import ObserverError
 # Where alerts go unless told otherwise: the conventional local webhook sink of the
 # Alertmanager examples. Replace it with the paging/chat integration of the deployment.
 DEFAULT_WEBHOOK_URL = "http://127.0.0.1:5001/alerts"
-# The resident-memory budget of one Observer process (the container limit in compose).
+# The resident-memory limit of one Observer process: the limit its container or service
+# manager enforces (ObserverMemoryNearLimit fires at 90 % of it).
 DEFAULT_MEMORY_LIMIT_BYTES = 1024**3
 # Runbook links are relative to the repository root; prefix with the repository's web URL
 # (e.g. "https://git.example.com/observer/blob/main/docs/runbook.md") when publishing.

@@ -35,12 +35,13 @@ Alertmanager (`alertmanager/alertmanager.yml`, generated) routes by severity:
 - A critical alert inhibits warnings with the same `alertname` and `instance` (the
   Track A freshness burn-rate alerts), and TokenExpired inhibits TokenValidityLow.
 
-Alerts whose logic differs from the source design say why under *Differs from the
-source design*. Rate floors only apply while `observer_market_open == 1`. The resident
-memory limit that ObserverMemoryNearLimit compares with is a generation parameter
-(`memory_limit_bytes`, default {DEFAULT_MEMORY_LIMIT_BYTES} bytes = 1 GiB, matching the
-compose memory limit). The `e2e` profile generates the same alerts with every minute of
-`for` turned into a second, for end-to-end tests.
+Alerts whose logic differs from the source design say why under *Against the source
+design*. Rate floors only apply while `observer_market_open == 1`. The resident memory
+limit that ObserverMemoryNearLimit compares with is a generation parameter
+(`memory_limit_bytes`, default {DEFAULT_MEMORY_LIMIT_BYTES} bytes = 1 GiB): give the
+Observer process or container that memory limit, or pass the limit it has
+(`rules.render_files(memory_limit_bytes=...)`). The `e2e` profile generates the same
+alerts with every minute of `for` turned into a second, for end-to-end tests.
 
 ## Dashboard
 
