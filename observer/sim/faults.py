@@ -78,7 +78,7 @@ Fault = Annotated[
     Field(discriminator="kind"),
 ]
 _ADAPTER: TypeAdapter[Fault] = TypeAdapter(Fault)
-KINDS = [
+KINDS = (
     "ws_drop",
     "ws_stall",
     "frame_drop",
@@ -87,7 +87,7 @@ KINDS = [
     "latency",
     "malformed",
     "refuse_ws",
-]
+)
 
 
 def parse_fault(body: Any) -> Fault:

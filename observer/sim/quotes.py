@@ -110,7 +110,7 @@ def data_frame(tr_id: str, records: Sequence[Sequence[str]]) -> str:
     return f"0|{tr_id}|{len(records):03d}|{payload}"
 
 
-_TEXT_FIELDS = [
+_TEXT_FIELDS = (
     "iscd_stat_cls_code",
     "rprs_mrkt_kor_name",
     "bstp_kor_isnm",
@@ -130,8 +130,8 @@ _TEXT_FIELDS = [
     "new_hgpr_lwpr_cls_code",
     "grmn_rate_cls_code",
     "mrkt_warn_cls_code",
-]
-_NUMBER_FIELDS = [
+)
+_NUMBER_FIELDS = (
     "marg_rate",
     "stck_prpr",
     "prdy_vrss",
@@ -195,8 +195,8 @@ _NUMBER_FIELDS = [
     "apprch_rate",
     "frgn_hldn_qty",
     "last_ssts_cntg_qty",
-]
-PRICE_OUTPUT_FIELDS: tuple[str, ...] = tuple(_TEXT_FIELDS + _NUMBER_FIELDS)
+)
+PRICE_OUTPUT_FIELDS: tuple[str, ...] = _TEXT_FIELDS + _NUMBER_FIELDS
 
 
 def zeroed_price_output() -> dict[str, str]:

@@ -39,7 +39,7 @@ class Tick:
     sell_count: int  # SELN_CNTG_CSNU
 
 
-_INT_COLUMNS = [
+_INT_COLUMNS = (
     "day",
     "price",
     "volume",
@@ -53,7 +53,7 @@ _INT_COLUMNS = [
     "buy_volume",
     "buy_count",
     "sell_count",
-]
+)
 _FLOAT_COLUMNS = ("time", "open_time", "high_time", "low_time")
 
 

@@ -16,7 +16,7 @@ from datetime import date, timedelta
 
 from observer.kis.master import Market, MasterRow, isin_for, render_master
 
-_PREFIXES = [
+_PREFIXES = (
     "한빛",
     "대성",
     "삼진",
@@ -53,9 +53,9 @@ _PREFIXES = [
     "아라",
     "온누리",
     "해솔",
-]
+)
 _INFIXES = ("", "글로벌", "디지털", "그린", "메디", "스마트", "월드", "퍼스트")
-_SUFFIXES = [
+_SUFFIXES = (
     "전자",
     "바이오",
     "화학",
@@ -80,7 +80,7 @@ _SUFFIXES = [
     "네트웍스",
     "이노텍",
     "솔루션",
-]
+)
 
 
 def tick_size(price: int) -> int:
