@@ -33,10 +33,11 @@ from observer.kis.client import KisClient, TradesPage
 from observer.kis.errors import KisApiError
 from observer.kis.master import MasterFileError
 from observer.limiter import RateLimiter
-from observer.records import Trigger
+from observer.records import Gap, Severity, Trigger
 from observer.storage import Storage
 from observer.track_a import MarketHours, TrackA
 from observer.track_b import TrackB
+from observer.tracking import Tracking
 from observer.triggers import TriggerDetector
 from observer.universe import Universe, fetch_share_codes
 
@@ -101,6 +102,12 @@ class Context:
     universe: Universe
     market: MarketHours
     triggers: TriggerHub = field(default_factory=TriggerHub)
+    tracking: Tracking | None = None  # Sentry; None or not started: reports are no-ops
+
+    def report_gap(self, gap: Gap) -> None:
+        """Every stored gap passes here; high-severity ones become an error-tracking event."""
+        if self.tracking is not None and gap.severity is Severity.HIGH:
+            self.tracking.high_severity_gap(gap)
 
 
 def track_a_concurrency(rate_per_second: float) -> int:
@@ -151,6 +158,7 @@ def build_track_a(context: Context) -> TrackA:
         metrics=context.metrics,
         concurrency=track_a_concurrency(settings.rate_limit.rate_per_second),
         on_trigger=context.triggers.publish,
+        on_gap=context.report_gap,
         readiness=context.readiness,
     )
 
@@ -229,7 +237,11 @@ class ObserverApp:
         metrics: Metrics,
         readiness: Readiness,
         components: tuple[ComponentFactory, ...] = COMPONENTS,
+        tracking: Tracking | None = None,
+        on_secret: Callable[[str], None] = lambda value: None,
     ) -> None:
+        self.tracking = tracking
+        self._on_secret = on_secret
         self.settings = settings
         self.endpoint = endpoint
         self.metrics = metrics
@@ -273,6 +285,8 @@ class ObserverApp:
             # The embedded simulator's tokens die with the process: nothing to cache.
             token_cache_dir=None if endpoint.simulated else settings.data_dir / "tokens",
             master_url=endpoint.master_url,
+            on_secret=self._secret,
+            on_token_failure=self._token_failure,
         )
         market = MarketHours(
             self.metrics, forced_open=endpoint.always_open, fetch_holidays=client.holidays
@@ -290,7 +304,22 @@ class ObserverApp:
             storage=storage,
             universe=Universe(self.metrics, shard=shard),
             market=market,
+            tracking=self.tracking,
         )
+
+    def _secret(self, value: str) -> None:
+        self._on_secret(value)
+        if self.tracking is not None:
+            self.tracking.register_secret(value)
+
+    def _token_failure(self, error: KisApiError) -> None:
+        if self.tracking is not None:
+            failure = error.classification
+            self.tracking.token_refresh_failed(
+                reason=failure.error_class.value,
+                error_code=failure.code,
+                credentials=self.endpoint.credentials,
+            )
 
     async def _prepare(self, context: Context) -> None:
         await context.client.tokens.get()

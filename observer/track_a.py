@@ -32,6 +32,7 @@ from observer.kis.errors import KisApiError
 from observer.market import MarketCalendar, kst_day
 from observer.records import Gap, GapCause, Recovery, Snapshot, Track, Trigger
 from observer.severity import severity_for
+from observer.tracking import trace_operation
 from observer.triggers import TriggerDetector
 from observer.universe import Universe
 
@@ -142,6 +143,7 @@ class TrackA:
         metrics: Metrics,
         concurrency: int,
         on_trigger: Callable[[Trigger], None] = lambda trigger: None,
+        on_gap: Callable[[Gap], None] = lambda gap: None,
         readiness: Readiness | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -155,6 +157,7 @@ class TrackA:
         self._metrics = metrics
         self._concurrency = max(1, concurrency)
         self._on_trigger = on_trigger
+        self._on_gap = on_gap
         self._readiness = readiness
         self._clock = clock
         self._last_seen: dict[str, float] = {}
@@ -179,6 +182,11 @@ class TrackA:
             await self.sweep(check_freshness=is_open)
 
     async def sweep(self, *, check_freshness: bool = True) -> SweepResult:
+        """One sweep over the universe (traced as ``track_a.sweep`` when Sentry is on)."""
+        async with trace_operation("sweep", "track_a.sweep", symbols=len(self._universe)):
+            return await self._sweep(check_freshness)
+
+    async def _sweep(self, check_freshness: bool) -> SweepResult:
         started = time.monotonic()
         codes = self._universe.codes
         pending: list[str] = list(codes)
@@ -266,6 +274,7 @@ class TrackA:
             gap.duration_seconds,
         )
         await self._storage.put(gap)
+        self._on_gap(gap)
 
     def _check_missing(self, symbols: list[str]) -> None:
         """Symbols without a snapshot this sweep: stale once their last one is too old."""

@@ -37,6 +37,7 @@ from observer.config import ObserverSettings, parse_listen
 from observer.credentials import Credentials, from_environment
 from observer.errors import ConfigError, NotAvailableError
 from observer.runtime import ObserverApp, resolve_endpoint
+from observer.tracking import Tracking
 
 log = logging.getLogger(__name__)
 SWITCH_INTERVAL_SECONDS = 0.001  # scrapes and sweeps share the loop: short GIL slices
@@ -121,7 +122,14 @@ async def _stack(mode: str, exporter: ExporterServer, data_dir: Path) -> AsyncIt
         await stack.stop()
 
 
-async def _serve(settings: ObserverSettings, credentials: Credentials | None, stack: str) -> int:
+async def _serve(
+    settings: ObserverSettings,
+    credentials: Credentials | None,
+    stack: str,
+    *,
+    tracking: Tracking,
+    mask: logs.SecretMask,
+) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -147,7 +155,15 @@ async def _serve(settings: ObserverSettings, credentials: Credentials | None, st
             _stack(stack, server, settings.data_dir),
             resolve_endpoint(settings, credentials) as endpoint,
         ):
-            app = ObserverApp(settings, endpoint, metrics=metrics, readiness=readiness)
+            tracking.register_credentials(endpoint.credentials)
+            app = ObserverApp(
+                settings,
+                endpoint,
+                metrics=metrics,
+                readiness=readiness,
+                tracking=tracking,
+                on_secret=mask.add,
+            )
             await app.run(stop)
     finally:
         await server.close()
@@ -160,6 +176,9 @@ async def _serve(settings: ObserverSettings, credentials: Credentials | None, st
 def main(args: argparse.Namespace) -> int:
     settings = _settings(args)
     credentials = _credentials(settings)
-    logs.configure(settings.log_level, secrets=credentials.secrets() if credentials else ())
+    mask = logs.configure(settings.log_level, secrets=credentials.secrets() if credentials else ())
     sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
-    return asyncio.run(_serve(settings, credentials, args.with_stack))
+    tracking = Tracking(settings.sentry, tags={"provider": settings.provider.kind})
+    with tracking:
+        serving = _serve(settings, credentials, args.with_stack, tracking=tracking, mask=mask)
+        return asyncio.run(serving)

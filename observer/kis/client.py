@@ -133,6 +133,8 @@ class KisClient:
     ``http`` is owned by the caller (one ``aiohttp.ClientSession`` for the
     process). ``tokens`` is built here so that issuance goes through this
     client; pass ``token_cache_dir=None`` to keep tokens in memory only.
+    ``on_secret`` receives every access token and approval key as soon as it is
+    known, so log and error-report scrubbers can remove them.
     """
 
     def __init__(
@@ -149,8 +151,11 @@ class KisClient:
         rate_limit_retries: int = 2,
         timeout_seconds: float = 10.0,
         clock: Callable[[], float] = time.time,
+        on_secret: Callable[[str], None] = lambda value: None,
+        on_token_failure: Callable[[KisApiError], None] = lambda error: None,
     ) -> None:
         self._http = http
+        self._on_secret = on_secret
         self.rest_url = rest_url.rstrip("/")
         self.master_url = (master_url or rest_url).rstrip("/")
         self._credentials = credentials
@@ -162,7 +167,12 @@ class KisClient:
         self._approval_key: str | None = None
         cache = TokenCache(token_cache_dir, credentials, self.rest_url) if token_cache_dir else None
         self.tokens = TokenManager(
-            self._issue_token, token_settings or TokenSettings(), cache=cache, metrics=metrics
+            self._issue_token,
+            token_settings or TokenSettings(),
+            cache=cache,
+            metrics=metrics,
+            on_secret=on_secret,
+            on_failure=on_token_failure,
         )
 
     # --- business calls ----------------------------------------------------------
@@ -215,6 +225,7 @@ class KisClient:
             key = answer.body.get("approval_key")
             if not isinstance(key, str) or not key:
                 raise KisApiError("approval", transport_failure("no_approval_key_in_answer"))
+            self._on_secret(key)
             self._approval_key = key
         return self._approval_key
 

@@ -146,8 +146,10 @@ class TokenManager:
     """Hands out a valid access token, issuing one only when needed and allowed.
 
     ``issue`` performs one ``/oauth2/tokenP`` call and raises ``KisApiError``
-    on refusal. ``get()`` may wait (for the refresh in flight, or for the 60 s
-    guard); it raises ``TokenUnavailableError`` only for refusals that waiting
+    on refusal. ``on_secret`` is told every token value as soon as it is known
+    (scrubbers of logs and error reports); ``on_failure`` every failed issuance.
+    ``get()`` may wait (for the refresh in flight, or for the 60 s guard); it
+    raises ``TokenUnavailableError`` only for refusals that waiting
     cannot cure (bad app key or secret).
     """
 
@@ -160,8 +162,12 @@ class TokenManager:
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        on_secret: Callable[[str], None] = lambda value: None,
+        on_failure: Callable[[KisApiError], None] = lambda error: None,
     ) -> None:
         self._issue = issue
+        self._on_secret = on_secret
+        self._on_failure = on_failure
         self._settings = settings
         self._cache = cache
         self._metrics = metrics
@@ -173,6 +179,7 @@ class TokenManager:
         self._refreshing = False
         self.issued = 0
         if self._token is not None:
+            on_secret(self._token.value)
             log.info("token loaded from cache validity_s=%.0f", self.validity_seconds() or 0.0)
         if metrics is not None:
             metrics.on_collect(self._export_validity)
@@ -240,6 +247,7 @@ class TokenManager:
         except KisApiError as exc:
             self._count("failure")
             log.warning("token issuance failed code=%s", exc.classification.code)
+            self._on_failure(exc)
             if not exc.retryable:
                 raise TokenUnavailableError(f"token issuance refused: {exc}") from exc
             if exc.classification.issuance_throttled:
@@ -248,6 +256,7 @@ class TokenManager:
             return False
         finally:
             self._refreshing = False
+        self._on_secret(token.value)
         self._token = token
         self._last_attempt = max(self._last_attempt, token.issued_at)
         self.issued += 1
