@@ -118,9 +118,11 @@ class WsServer:
             session.app_key = owner
             self._bound[owner] = session
         now = self.state.clock.now()
-        answer = session.registrations.apply(control, self.pump.next_seq(control.tr_key, now))
-        if '"OPSP0008"' in answer:
-            self.state.counters.rejected("OPSP0008")
+        msg_cd, answer = session.registrations.apply(
+            control, self.pump.next_seq(control.tr_key, now)
+        )
+        if msg_cd == "OPSP0008":
+            self.state.counters.rejected(msg_cd)
         return answer, False
 
     async def _push_loop(self) -> None:

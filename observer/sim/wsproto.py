@@ -103,25 +103,30 @@ class Registrations:
     iv: str = field(default_factory=lambda: secrets.token_hex(8))
     key: str = field(default_factory=lambda: secrets.token_hex(16))
 
-    def apply(self, control: Control, next_seq: int) -> str:
-        """The reply to a (un)subscribe whose approval key is already accepted."""
-        tr_id, tr_key = control.tr_id, control.tr_key
+    def apply(self, control: Control, next_seq: int) -> tuple[str, str]:
+        """(msg_cd, reply) for a (un)subscribe whose approval key is already accepted."""
+        msg_cd = self._decide(control, next_seq)
+        tr_id, tr_key = control.tr_id or "(null)", control.tr_key or "(null)"
+        if msg_cd == "OPSP0000":
+            return msg_cd, reply(msg_cd, tr_id, tr_key, iv=self.iv, key=self.key)
+        return msg_cd, reply(msg_cd, tr_id, tr_key)
+
+    def _decide(self, control: Control, next_seq: int) -> str:
+        tr_key = control.tr_key
         if control.tr_type not in ("1", "2"):
-            return reply("OPSP9999", tr_id or "(null)", tr_key or "(null)")
-        if tr_id != TR_ID:
-            return reply("OPSP8991", tr_id or "(null)", tr_key or "(null)")
+            return "OPSP9999"
+        if control.tr_id != TR_ID:
+            return "OPSP8991"
         if len(tr_key) != 6 or not tr_key.isalnum():
-            return reply("OPSP8992", tr_id, tr_key or "(null)")
+            return "OPSP8992"
         if control.tr_type == "2":
-            if self.cursors.pop(tr_key, None) is None:
-                return reply("OPSP0003", tr_id, tr_key)
-            return reply("OPSP0001", tr_id, tr_key)
+            return "OPSP0003" if self.cursors.pop(tr_key, None) is None else "OPSP0001"
         if tr_key in self.cursors:
-            return reply("OPSP0002", tr_id, tr_key)
+            return "OPSP0002"
         if len(self.cursors) >= MAX_REGISTRATIONS:
-            return reply("OPSP0008", tr_id, tr_key)
+            return "OPSP0008"
         self.cursors[tr_key] = next_seq
-        return reply("OPSP0000", tr_id, tr_key, iv=self.iv, key=self.key)
+        return "OPSP0000"
 
 
 class FramePump:

@@ -188,3 +188,15 @@ async def _first_records(http: aiohttp.ClientSession, *, seed: int) -> list[str]
 
             await kis.receive_until(ws, lambda: len(records) >= 15, on_text)
     return records[:15]
+
+
+async def test_invalid_tr_id_and_tr_key(sim: SimExchange, http: aiohttp.ClientSession) -> None:
+    approval = await kis.approval_key(http, sim.rest_url, demo_credentials("invalid"))
+    async with connect(sim.ws_url) as ws:
+        message = json.loads(kis.subscribe_message(approval, "005930"))
+        message["body"]["input"]["tr_id"] = "H0XXXXX0"
+        await ws.send(json.dumps(message))
+        assert (await _next_control(ws))[:2] == ("1", "OPSP8991")
+        await ws.send(kis.subscribe_message(approval, "59"))
+        assert (await _next_control(ws))[:2] == ("1", "OPSP8992")
+        assert sim.stats()["registrations"] == 0
