@@ -17,6 +17,7 @@ from pathlib import Path
 
 import yaml
 
+import dashboards
 import rules
 from observer.stack import compose, layout
 from observer.stack import files as stack_files
@@ -47,6 +48,19 @@ def parse_files(directory: Path) -> list[str]:
                 json.loads(path.read_text(encoding="utf-8"))
         except (yaml.YAMLError, ValueError) as exc:
             problems.append(f"{relative}: does not parse: {exc}")
+    return problems
+
+
+def dashboard_lint(directory: Path) -> list[str]:
+    """Every dashboard under ``grafana/dashboards`` passes the dashboard linter."""
+    problems = []
+    for path in sorted((directory / layout.GRAFANA_DASHBOARDS_DIR).glob("*.json")):
+        relative = path.relative_to(directory)
+        try:
+            document = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError:
+            continue  # parse_files names it
+        problems += [f"{relative}: {line}" for line in dashboards.lint.lint_dashboard(document)]
     return problems
 
 
@@ -132,6 +146,7 @@ def all_checks() -> list[Check]:
         Check("files parse", parse_files),
         Check("generated files up to date", up_to_date),
         Check("compose shape", compose_shape),
+        Check("dashboard lint", dashboard_lint),
         Check("docker-compose config", compose_config, needs="docker-compose"),
         Check("promtool check config", promtool_config, needs="promtool"),
         Check(

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
+import dashboards
 import rules
 from observer.errors import ObserverError
 from observer.stack import compose, grafana, layout, prometheus
@@ -35,7 +36,7 @@ def renderers(profile: Profile = "default", *, webhook_url: str | None = None) -
     """The renderers of ``profile``; the e2e profile needs no compose or Grafana files."""
     found: list[Renderer] = [lambda: _rules(profile, webhook_url)]
     if profile == "default":
-        found += [compose.render_files, _grafana_default]
+        found += [compose.render_files, _grafana_default, dashboards.render_files]
     return found
 
 

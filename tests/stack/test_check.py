@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -71,6 +72,17 @@ def test_an_unpinned_image_and_an_extra_port_are_reported(generated: Path) -> No
     problems = checks.compose_shape(generated)
     assert any("not pinned" in line for line in problems), problems
     assert any("publishes 9094:9094" in line for line in problems), problems
+
+
+def test_a_dashboard_panel_without_a_description_fails_the_lint(generated: Path) -> None:
+    path = generated / layout.GRAFANA_DASHBOARDS_DIR / "observer.json"
+    document = json.loads(path.read_text())
+    panel = next(p for p in document["panels"] if p.get("type") != "row")
+    panel["description"] = ""
+    path.write_text(json.dumps(document))
+    problems = checks.dashboard_lint(generated)
+    assert problems
+    assert all(line.startswith("grafana/dashboards/observer.json: ") for line in problems)
 
 
 def test_a_skipped_check_says_which_binary_is_missing(generated: Path) -> None:
