@@ -12,9 +12,36 @@ import sys
 import time
 from collections.abc import Iterable
 
+MIN_SECRET_LENGTH = 8  # shorter values would mask ordinary words
+
+
+class SecretMask:
+    """The secret values to mask: credentials at start, tokens and approval keys as they come."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self._secrets: list[str] = []
+        for secret in secrets:
+            self.add(secret)
+
+    def add(self, secret: str) -> None:
+        if len(secret) >= MIN_SECRET_LENGTH and secret not in self._secrets:
+            self._secrets = sorted([*self._secrets, secret], key=len, reverse=True)
+
+    def apply(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
 
 class OneLineFormatter(logging.Formatter):
-    """``<UTC ISO time> <level> <logger> <message>[ exc="<type>: <text>"]`` on one line."""
+    """``<UTC ISO time> <level> <logger> <message>[ exc="<type>: <text>"]`` on one line.
+
+    Every registered secret in the finished line (message and exception) is ``***``.
+    """
+
+    def __init__(self, mask: SecretMask | None = None) -> None:
+        super().__init__()
+        self.mask = mask or SecretMask()
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
@@ -26,43 +53,18 @@ class OneLineFormatter(logging.Formatter):
         if record.exc_info and record.exc_info[1] is not None:
             error = record.exc_info[1]
             line += f' exc="{type(error).__name__}: {error}"'
-        return line.replace("\r", "\\r").replace("\n", "\\n")
-
-
-class SecretMask(logging.Filter):
-    """Replaces every registered secret value in a record's message with ``***``."""
-
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
-        super().__init__()
-        self._secrets = sorted({s for s in secrets if len(s) >= 8}, key=len, reverse=True)
-
-    def add(self, secret: str) -> None:
-        if len(secret) >= 8 and secret not in self._secrets:
-            self._secrets = sorted([*self._secrets, secret], key=len, reverse=True)
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if self._secrets:
-            message = record.getMessage()
-            masked = message
-            for secret in self._secrets:
-                masked = masked.replace(secret, "***")
-            if masked != message:
-                record.msg, record.args = masked, None
-        return True
+        return self.mask.apply(line).replace("\r", "\\r").replace("\n", "\\n")
 
 
 def configure(level: str = "INFO", *, secrets: Iterable[str] = ()) -> SecretMask:
     """Send Observer's logs to stderr as one-liners; returns the mask to register more secrets."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(OneLineFormatter())
     mask = SecretMask(secrets)
-    handler.addFilter(mask)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(OneLineFormatter(mask))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-    # websockets dumps every frame at DEBUG, subscribe messages (and their approval key) too.
-    logging.getLogger("websockets").setLevel(logging.INFO)
     return mask

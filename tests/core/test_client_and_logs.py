@@ -1,0 +1,117 @@
+"""KisClient calls against the simulator, and the one-line log format with secrets masked."""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+
+from exporter.registry import Metrics
+from observer.credentials import demo_credentials
+from observer.kis.client import KisClient
+from observer.limiter import RateLimiter
+from observer.logs import OneLineFormatter, SecretMask
+from observer.market import kst_day
+from observer.sim import SimExchange
+from observer.universe import fetch_share_codes
+from tests.core.conftest import sim_settings, value, wait_for
+
+SECRETS: list[str] = []  # what the client reported through on_secret, per test
+
+
+@pytest.fixture
+async def client(metrics: Metrics) -> AsyncIterator[tuple[KisClient, SimExchange]]:
+    async with (
+        SimExchange(sim_settings(symbols=30, speed=60)) as sim,
+        aiohttp.ClientSession() as http,
+    ):
+        kis = KisClient(
+            http,
+            sim.rest_url,
+            demo_credentials("client-test"),
+            limiter=RateLimiter(100.0, metrics=metrics),
+            metrics=metrics,
+            on_secret=SECRETS.append,
+        )
+        yield kis, sim
+        SECRETS.clear()
+
+
+async def test_calls_return_parsed_records(
+    client: tuple[KisClient, SimExchange], metrics: Metrics
+) -> None:
+    kis, sim = client
+    codes = await fetch_share_codes(kis.master_file)
+    assert codes == set(sim.universe_codes())
+    symbol = sorted(codes)[0]
+    snapshot = await kis.inquire_price(symbol)
+    assert snapshot.symbol == symbol and snapshot.price > 0 and "stck_prpr" in snapshot.fields
+    today = kst_day(snapshot.collected_at)
+    assert (await kis.holidays(today))[today] is True  # always open
+    key = await kis.approval_key()
+    assert key == await kis.approval_key() and sim.stats()["approval_keys_issued"] == 1
+    assert await kis.approval_key(renew=True) != key
+    assert len(SECRETS) == 3 and key in SECRETS  # the token and both approval keys
+
+
+async def test_trades_by_time_pages_back_newest_first(
+    client: tuple[KisClient, SimExchange],
+) -> None:
+    kis, sim = client
+
+    def busiest() -> str:
+        return max(sim.universe_codes(), key=lambda code: len(sim.generated_trades(code)))
+
+    await wait_for(lambda: len(sim.generated_trades(busiest())) > 3, what="simulated trades")
+    symbol = busiest()
+    generated = sim.generated_trades(symbol)
+    page = await kis.trades_by_time(symbol, "235959", business_date=generated[-1].business_date)
+    volumes = [trade.cumulative_volume for trade in page.trades]
+    assert (
+        volumes == sorted(volumes, reverse=True) and volumes[0] == generated[-1].cumulative_volume
+    )
+    assert all(trade.source == "backfill" for trade in page.trades)
+    if len(generated) > len(page.trades):
+        assert page.more
+
+
+async def test_unknown_symbol_answers_a_zeroed_snapshot(
+    client: tuple[KisClient, SimExchange], metrics: Metrics
+) -> None:
+    kis, _ = client
+    snapshot = await kis.inquire_price("999999")
+    assert snapshot.price == 0
+    assert (
+        value(metrics, "observer_api_requests_total", endpoint="inquire_price", outcome="ok") == 1
+    )
+
+
+def test_log_lines_are_one_line_and_masked() -> None:
+    credentials = demo_credentials("log-test")
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    mask = SecretMask(credentials.secrets())
+    mask.add("eyJhbGciOiJIUzUxMiJ9.token")
+    handler.setFormatter(OneLineFormatter(mask))
+    logger = logging.getLogger("observer.test.logs")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        logger.warning(
+            "first\nsecond key=%s token=%s", credentials.app_key, "eyJhbGciOiJIUzUxMiJ9.token"
+        )
+        try:
+            raise ValueError(f"bad {credentials.app_secret}")
+        except ValueError:
+            logger.exception("failed")
+    finally:
+        logger.removeHandler(handler)
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2
+    assert lines[0].endswith("warning observer.test.logs first\\nsecond key=*** token=***")
+    assert "ValueError" in lines[1]
+    for secret in credentials.secrets():
+        assert secret not in stream.getvalue()
