@@ -5,12 +5,15 @@ with ``OPSP0008``. The table never holds more than its capacity (at most 41).
 A trigger claims a free slot; when none is free it evicts the least valuable
 holder that has held its slot for at least ``min_hold_seconds`` and is worth
 less than the newcomer; otherwise the trigger is refused (slot starvation).
-Times are plain floats from the caller's clock.
+A holder's value is its trigger's score, halved for every ``min_hold_seconds``
+without a new trigger (no decay when the hold is 0), so yesterday's spike does
+not keep a slot from today's. Times are plain floats from the caller's clock.
 """
 
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass
 
 from observer.errors import ObserverError
@@ -35,8 +38,15 @@ class ClaimOutcome(enum.StrEnum):
 class Slot:
     index: int  # 0 .. capacity-1, stable while held (the metrics' ``slot`` label)
     symbol: str
-    value: float  # the trigger's score: higher is more valuable
+    value: float  # the trigger's score at ``valued_at``: higher is more valuable
     claimed_at: float
+    valued_at: float
+
+    def value_at(self, now: float, half_life_seconds: float) -> float:
+        """``value`` halved for every ``half_life_seconds`` since ``valued_at``."""
+        if half_life_seconds <= 0:
+            return self.value
+        return self.value * math.pow(0.5, max(0.0, now - self.valued_at) / half_life_seconds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +89,8 @@ class SlotTable:
         """Give ``symbol`` a slot if it is worth one; see the module docstring for the rule."""
         held = self._by_symbol.get(symbol)
         if held is not None:
-            refreshed = Slot(held.index, symbol, max(held.value, value), held.claimed_at)
+            current = held.value_at(now, self.min_hold_seconds)
+            refreshed = Slot(held.index, symbol, max(current, value), held.claimed_at, now)
             self._by_symbol[symbol] = refreshed
             return Claim(ClaimOutcome.ALREADY_HELD, refreshed)
         free = self._free_index()
@@ -97,7 +108,7 @@ class SlotTable:
         return self._by_symbol.pop(symbol, None)
 
     def _take(self, index: int, symbol: str, value: float, now: float) -> Slot:
-        slot = Slot(index, symbol, value, now)
+        slot = Slot(index, symbol, value, now, now)
         self._by_symbol[symbol] = slot
         return slot
 
@@ -107,9 +118,10 @@ class SlotTable:
 
     def _victim(self, value: float, now: float) -> Slot | None:
         """The least valuable holder past its minimum hold and worth less than ``value``."""
+        worth = {s.symbol: s.value_at(now, self.min_hold_seconds) for s in self._by_symbol.values()}
         candidates = [
             slot
             for slot in self._by_symbol.values()
-            if now - slot.claimed_at >= self.min_hold_seconds and slot.value < value
+            if now - slot.claimed_at >= self.min_hold_seconds and worth[slot.symbol] < value
         ]
-        return min(candidates, key=lambda s: (s.value, s.claimed_at), default=None)
+        return min(candidates, key=lambda s: (worth[s.symbol], s.claimed_at), default=None)

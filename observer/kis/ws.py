@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from observer.config import TrackBSettings
 from observer.errors import ObserverError
@@ -153,7 +153,11 @@ class TrackBSession:
             self._queue(UNSUBSCRIBE, symbol)
 
     async def run(self) -> None:
-        """Connect, receive and reconnect until cancelled (never returns otherwise)."""
+        """Connect, receive and reconnect until cancelled (never returns otherwise).
+
+        Connecting times out after 10 s; cancellation closes the socket, waiting at
+        most 1 s for the close handshake. Listener exceptions propagate.
+        """
         while True:
             reason = await self._session_once()
             self._listener.on_disconnected(reason)
@@ -195,8 +199,9 @@ class TrackBSession:
                 return await self._serve(ws, self._key)
         except ConnectionClosed:
             return "drop" if opened else "error"
-        except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as exc:
-            log.warning("websocket connect failed: %s", type(exc).__name__)
+        except (OSError, WebSocketException, TimeoutError) as exc:
+            # A refused handshake, a protocol violation or a network error: reconnect later.
+            log.warning("websocket failed: %s", type(exc).__name__)
             return "drop" if opened else "error"
         finally:
             self.connected = False

@@ -24,6 +24,7 @@ def test_free_slots_are_claimed_in_order_and_reclaims_refresh_value() -> None:
     again = table.claim("A", 5.0, 1)
     assert again.outcome is ClaimOutcome.ALREADY_HELD
     assert again.slot is not None and again.slot.value == 5.0 and again.slot.claimed_at == 0
+    assert again.slot.valued_at == 1
     assert table.allocated == 2
 
 
@@ -77,3 +78,18 @@ def test_never_above_capacity_and_indexes_unique(
         assert len(slots) <= capacity
         assert len({s.index for s in slots}) == len(slots)
         assert all(0 <= s.index < capacity for s in slots)
+
+
+def test_a_holder_not_triggered_again_loses_value_every_hold_period() -> None:
+    table = SlotTable(1, min_hold_seconds=10)
+    table.claim("A", 8.0, 0)
+    assert table.claim("B", 3.0, 10).outcome is ClaimOutcome.REFUSED  # A is worth 4 now
+    claim = table.claim("B", 3.0, 20)  # A is worth 2 now
+    assert claim.outcome is ClaimOutcome.EVICTED_OTHER and claim.evicted == "A"
+
+
+def test_a_new_trigger_refreshes_a_holders_value() -> None:
+    table = SlotTable(1, min_hold_seconds=10)
+    table.claim("A", 8.0, 0)
+    table.claim("A", 1.0, 20)  # worth max(2.0, 1.0) = 2.0 from t=20
+    assert table.claim("B", 3.0, 20).outcome is ClaimOutcome.EVICTED_OTHER
