@@ -207,6 +207,11 @@ class MarketModel:
         process.advance(now)
         return process
 
+    @property
+    def symbols_advanced(self) -> int:
+        """How many symbols have a trade process (were asked for or kept current)."""
+        return len(self._processes)
+
     def listed_codes(self, now: float) -> tuple[str, ...]:
         return self.universe.listed_on(kst_date(now))
 

@@ -114,5 +114,6 @@ class ExchangeState:
             "malformed_sent": counters.malformed_sent,
             "rejections": rejections,
             "active_faults": self.faults.describe(self.real()),
+            "symbols_advanced": self.model.symbols_advanced,
             "simulated_time": self.clock.now(),
         }

@@ -283,3 +283,12 @@ async def test_unknown_paths_are_404_and_not_counted(
     async with http.get(sim.rest_url + "/uapi/no/such/path") as response:
         assert response.status == 404
     assert "/uapi/no/such/path" not in sim.stats()["requests"]
+
+
+async def test_every_symbol_is_kept_current_without_being_asked(sim: SimExchange) -> None:
+    """A symbol first asked for after hours must not have hours of trades to catch up on."""
+
+    async def all_advanced() -> bool:
+        return bool(sim.stats()["symbols_advanced"] == len(sim.universe_codes()))
+
+    await kis.poll(all_advanced, timeout_s=20)  # one keeper round is 10 s
