@@ -187,6 +187,8 @@ def build_track_b(context: Context) -> TrackB:
         sink=context.storage,
         metrics=context.metrics,
         market_open=market_open,
+        on_gap=context.report_gap,
+        reporter=context.tracking,
     )
     if settings.track_b.enabled:
         context.triggers.subscribe(track.offer)

@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import time
+from collections import deque
 from collections.abc import Callable
+from typing import Protocol
 
 from exporter import catalog
 from exporter.registry import Metrics
@@ -24,13 +27,45 @@ from observer.config import GapSettings, TrackBSettings
 from observer.gaps import GapWindow, TrackBGapDetector
 from observer.kis.frames import ControlReply, FrameError
 from observer.kis.ws import ApprovalKeyProvider, MarketOpen, TrackBSession
-from observer.records import GapCause, Trade, Trigger
+from observer.records import Gap, GapCause, Trade, Trigger
 from observer.slots import ClaimOutcome, SlotTable
 
 log = logging.getLogger(__name__)
 
 MAX_SUBSCRIPTIONS_REFUSED = "OPSP0008"
 SILENT_CHECK_MAX_INTERVAL_SECONDS = 1.0
+ALARM_WINDOW_SECONDS = 60.0
+STORM_RECONNECTS = 5  # reconnects within the window that make a storm
+STARVATION_REFUSALS = 10  # refused triggers within the window that make starvation
+
+
+class Reporter(Protocol):
+    """Error tracking (``observer.tracking.Tracking``) for the moments that matter."""
+
+    def slot_starvation(
+        self, refused: int, window_s: float, *, capacity: int | None, allocated: int | None
+    ) -> None: ...
+
+    def reconnect_storm(self, count: int, window_s: float, *, last_reason: str | None) -> None: ...
+
+
+class Burst:
+    """Events in a sliding window; ``add`` answers the count once per window at the threshold."""
+
+    def __init__(self, threshold: int, window_seconds: float) -> None:
+        self.threshold = threshold
+        self.window_seconds = window_seconds
+        self._times: deque[float] = deque()
+        self._reported_at = -math.inf
+
+    def add(self, now: float) -> int | None:
+        self._times.append(now)
+        while self._times and self._times[0] <= now - self.window_seconds:
+            self._times.popleft()
+        if len(self._times) < self.threshold or now - self._reported_at < self.window_seconds:
+            return None
+        self._reported_at = now
+        return len(self._times)
 
 
 def _always_open() -> bool:
@@ -55,12 +90,18 @@ class TrackB:
         monotonic: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
         max_backfill_pages: int = DEFAULT_MAX_PAGES,
+        on_gap: Callable[[Gap], None] | None = None,
+        reporter: Reporter | None = None,
     ) -> None:
         self._settings = track_b
         self._sink = sink
         self._metrics = metrics
         self._market_open = market_open
         self._clock = clock
+        self._on_gap = on_gap
+        self._reporter = reporter
+        self._refusals = Burst(STARVATION_REFUSALS, ALARM_WINDOW_SECONDS)
+        self._reconnects = Burst(STORM_RECONNECTS, ALARM_WINDOW_SECONDS)
         self.table = SlotTable(track_b.capacity, min_hold_seconds=track_b.min_hold_seconds)
         self.detector = TrackBGapDetector(gaps, silent_after_seconds=track_b.silent_symbol_seconds)
         self.session = TrackBSession(
@@ -96,6 +137,8 @@ class TrackB:
         self._metrics.counter(catalog.TRACK_B_TRIGGERS).labels(
             trigger.kind.value, claim.outcome.value
         ).inc()
+        if claim.outcome is ClaimOutcome.REFUSED:
+            self._refused(now)
         if claim.evicted is not None:
             self._metrics.counter(catalog.TRACK_B_EVICTIONS).inc()
             self._unwatch(claim.evicted, now)
@@ -183,6 +226,11 @@ class TrackB:
     def on_disconnected(self, reason: str) -> None:
         self._metrics.gauge(catalog.TRACK_B_SESSION_CONNECTED).set(0)
         self._metrics.counter(catalog.TRACK_B_RECONNECTS).labels(reason).inc()
+        storm = self._reconnects.add(self._clock())
+        if storm is not None:
+            log.error("reconnect storm count=%d window=%.0fs", storm, ALARM_WINDOW_SECONDS)
+            if self._reporter is not None:
+                self._reporter.reconnect_storm(storm, ALARM_WINDOW_SECONDS, last_reason=reason)
         if not self._market_open():
             return  # no trades are due: a session lost at night is not a hole in the data
         cause = GapCause.SESSION_STALL if reason == "idle" else GapCause.SESSION_DROP
@@ -197,9 +245,21 @@ class TrackB:
         elif not reply.ok:
             log.info("websocket reply %s %s symbol=%s", reply.msg_cd, reply.msg1, reply.tr_key)
 
-    # --- metrics -------------------------------------------------------------
+    # --- metrics and reports -------------------------------------------------
+    def _refused(self, now: float) -> None:
+        starved = self._refusals.add(now)
+        if starved is not None and self._reporter is not None:
+            self._reporter.slot_starvation(
+                starved,
+                ALARM_WINDOW_SECONDS,
+                capacity=self.table.capacity,
+                allocated=self.table.allocated,
+            )
+
     def _count_gap(self, window: GapWindow) -> None:
         gap = window.gap
+        if self._on_gap is not None:
+            self._on_gap(gap)
         self._metrics.counter(catalog.GAPS_DETECTED).labels(
             gap.track.value, gap.severity.value, gap.cause.value
         ).inc()

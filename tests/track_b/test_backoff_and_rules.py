@@ -7,9 +7,13 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from observer.config import GapSettings
+from exporter.registry import Metrics
+from observer.backfill import Page
+from observer.config import GapSettings, TrackBSettings
 from observer.gaps import TrackBGapDetector
 from observer.kis.ws import Backoff
+from observer.records import Gap, Trade, Trigger, TriggerKind
+from observer.track_b import STARVATION_REFUSALS, STORM_RECONNECTS, Burst, TrackB
 from tests.track_b.frames_util import trade
 
 
@@ -54,3 +58,60 @@ def test_detected_missing_volume_equals_dropped_volume(tape: list[tuple[int, boo
             assert window.gap.missing_volume is not None
             found += window.gap.missing_volume
     assert found == dropped
+
+
+def test_burst_reports_once_per_window_at_the_threshold() -> None:
+    burst = Burst(3, 60.0)
+    assert [burst.add(t) for t in (0.0, 10.0)] == [None, None]
+    assert burst.add(20.0) == 3
+    assert burst.add(30.0) is None  # reported already in this window
+    assert burst.add(61.0) is None  # 10, 20, 30, 61 within 60 s, but reported at 20
+    assert burst.add(80.5) == 3  # 30, 61, 80.5: a new window since the report at 20
+
+
+class Reports:
+    def __init__(self) -> None:
+        self.starvation: list[tuple[int, int | None, int | None]] = []
+        self.storms: list[tuple[int, str | None]] = []
+
+    def slot_starvation(
+        self, refused: int, window_s: float, *, capacity: int | None, allocated: int | None
+    ) -> None:
+        self.starvation.append((refused, capacity, allocated))
+
+    def reconnect_storm(self, count: int, window_s: float, *, last_reason: str | None) -> None:
+        self.storms.append((count, last_reason))
+
+
+def test_refused_triggers_and_reconnects_are_reported_as_starvation_and_storms(
+    metrics: Metrics,
+) -> None:
+    async def no_key(renew: bool) -> str:
+        raise AssertionError("not connected in this test")
+
+    async def no_page(symbol: str, before: str, business_date: str) -> Page:
+        raise AssertionError("no backfill in this test")
+
+    class Sink:
+        async def put(self, record: Trade | Gap) -> None:
+            raise AssertionError("nothing stored in this test")
+
+    reports = Reports()
+    now = [1000.0]
+    track = TrackB(
+        TrackBSettings(capacity=2, min_hold_seconds=60),
+        GapSettings(),
+        ws_url="ws://127.0.0.1:9",
+        approval_key=no_key,
+        fetch_page=no_page,
+        sink=Sink(),
+        metrics=metrics,
+        clock=lambda: now[0],
+        reporter=reports,
+    )
+    for n in range(2 + STARVATION_REFUSALS):
+        track.offer(Trigger(symbol=f"{n:06d}", kind=TriggerKind.VOLUME_SURGE, score=1, at=0))
+    assert reports.starvation == [(STARVATION_REFUSALS, 2, 2)]
+    for _ in range(STORM_RECONNECTS):
+        track.on_disconnected("drop")
+    assert reports.storms == [(STORM_RECONNECTS, "drop")]
