@@ -25,6 +25,7 @@ from observer.sim.state import ExchangeState
 from observer.sim.wsproto import FramePump, Registrations, parse_control, pingpong, reply
 
 log = logging.getLogger(__name__)
+SLOW_CLIENT_SECONDS = 5.0  # a push that cannot be written this long drops the session
 
 
 @dataclass(eq=False, slots=True)
@@ -150,6 +151,10 @@ class WsServer:
                 texts.append(pingpong(kst(now).strftime("%Y%m%d%H%M%S")))
             for text in texts:
                 try:
-                    await session.connection.send(text)
+                    await asyncio.wait_for(session.connection.send(text), SLOW_CLIENT_SECONDS)
                 except ConnectionClosed:
+                    break
+                except TimeoutError:  # a client that stops reading must not stall the others
+                    log.warning("simulator dropped a session that stopped reading")
+                    session.connection.transport.abort()
                     break
