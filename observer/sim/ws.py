@@ -6,7 +6,8 @@ the OPSP8996 reply and is closed. Every ``push_interval_seconds`` the server
 sends each session the frames of its symbols' new trades (several records per
 frame when trades cluster) and, every ``ping_interval_seconds``, a PINGPONG
 text; a client may answer with the echoed text or a pong frame (both are
-accepted, neither is required). No protocol-level pings are sent.
+accepted, neither is required). No protocol-level pings are sent. A session whose
+client stops reading for 5 s is dropped rather than stalling the others.
 """
 
 from __future__ import annotations
