@@ -99,6 +99,17 @@ def previous_second(hhmmss: str) -> str | None:
     return f"{total // 3600:02d}{total % 3600 // 60:02d}{total % 60:02d}"
 
 
+def next_before(before: str, rows: Sequence[Trade]) -> str | None:
+    """Where the next page starts: the oldest row's second, asked again.
+
+    A page may cut its oldest second short, so that second is asked for again
+    (rows already held are de-duplicated by key); only a page made entirely of
+    ``before``'s own second moves on to the second before it.
+    """
+    oldest = min(t.time for t in rows)
+    return oldest if oldest < before else previous_second(oldest)
+
+
 class Backfiller:
     """Fills one gap at a time; ``fill`` never raises for a failed fetch (it says ``none``)."""
 
@@ -172,6 +183,4 @@ class Backfiller:
             if missing is not None and found >= missing:
                 progress.covered = True
                 return
-            # Pages end on a whole second (kis-protocol.md), so the next one starts a second
-            # earlier; a page that cut a second short shows up as a partial recovery.
-            before = previous_second(min(t.time for t in rows))
+            before = next_before(before, rows)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from observer.backfill import in_window, judge, previous_second, reaches_start
+from observer.backfill import in_window, judge, next_before, previous_second, reaches_start
 from observer.config import GapSettings
 from observer.gaps import GapWindow, TrackBGapDetector
 from observer.records import Recovery
@@ -45,3 +45,9 @@ def test_previous_second() -> None:
     assert previous_second("093000") == "092959"
     assert previous_second("100000") == "095959"
     assert previous_second("000000") is None
+
+
+def test_next_page_asks_the_oldest_second_again_unless_it_was_all_of_the_page() -> None:
+    rows = [trade(time="093005"), trade(time="093001")]
+    assert next_before("093010", rows) == "093001"
+    assert next_before("093001", [trade(time="093001")]) == "093000"
