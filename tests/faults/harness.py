@@ -68,6 +68,36 @@ class Audit:
     pending_gaps: int
 
 
+def audit(sim: SimExchange, database: Path) -> Audit:
+    """What ``database`` holds against what ``sim`` generated."""
+    with StorageReader(database) as reader:
+        symbols = [row[0] for row in reader.rows("SELECT DISTINCT symbol FROM trades")]
+        stored = {symbol: reader.trades(symbol) for symbol in symbols}
+        gaps = [g for g in reader.gaps() if g.track.value == "b"]
+    missing: dict[str, int] = {}
+    invented: dict[str, int] = {}
+    for symbol, trades in stored.items():
+        have = {(t.key, t.time, t.price, t.volume) for t in trades}
+        generated = {(t.key, t.time, t.price, t.volume) for t in sim.generated_trades(symbol)}
+        low = min(t.cumulative_volume for t in trades)
+        high = max(t.cumulative_volume for t in trades)
+        inside = {g for g in generated if low <= g[0][2] <= high}
+        if lost := len(inside - have):
+            missing[symbol] = lost
+        if extra := len(have - generated):
+            invented[symbol] = extra
+    return Audit(
+        trades=sum(len(t) for t in stored.values()),
+        symbols_with_trades=len(stored),
+        missing=missing,
+        invented=invented,
+        unrecovered_gaps=sum(
+            1 for g in gaps if g.missing_volume is not None and g.recovery is not Recovery.FULL
+        ),
+        pending_gaps=sum(1 for g in gaps if g.recovery is Recovery.PENDING),
+    )
+
+
 @dataclass
 class System:
     sim: SimExchange
@@ -81,34 +111,7 @@ class System:
         return int(self.sim.stats()["registrations"])
 
     def audit(self) -> Audit:
-        with StorageReader(self.database) as reader:
-            symbols = [row[0] for row in reader.rows("SELECT DISTINCT symbol FROM trades")]
-            stored = {symbol: reader.trades(symbol) for symbol in symbols}
-            gaps = [g for g in reader.gaps() if g.track.value == "b"]
-        missing: dict[str, int] = {}
-        invented: dict[str, int] = {}
-        for symbol, trades in stored.items():
-            have = {(t.key, t.time, t.price, t.volume) for t in trades}
-            generated = {
-                (t.key, t.time, t.price, t.volume) for t in self.sim.generated_trades(symbol)
-            }
-            low = min(t.cumulative_volume for t in trades)
-            high = max(t.cumulative_volume for t in trades)
-            inside = {g for g in generated if low <= g[0][2] <= high}
-            if lost := len(inside - have):
-                missing[symbol] = lost
-            if extra := len(have - generated):
-                invented[symbol] = extra
-        return Audit(
-            trades=sum(len(t) for t in stored.values()),
-            symbols_with_trades=len(stored),
-            missing=missing,
-            invented=invented,
-            unrecovered_gaps=sum(
-                1 for g in gaps if g.missing_volume is not None and g.recovery is not Recovery.FULL
-            ),
-            pending_gaps=sum(1 for g in gaps if g.recovery is Recovery.PENDING),
-        )
+        return audit(self.sim, self.database)
 
     async def settled(self, within_s: float = 30.0) -> Audit:
         """Wait until every hole is backfilled (or the bound passes); the last audit."""
