@@ -183,3 +183,12 @@ def layout(rows: Sequence[Row]) -> list[g.Panel]:
             x += width
         y += HEIGHT
     return out
+
+
+# Shared by every row.
+INST = "{{instance}}"
+UP_DOWN = value_text((("1", "up", "green"), ("0", "down", "red")))
+# Colours the source design asked for, at the alert thresholds.
+ERROR_STEPS = (("green", None), ("orange", 0.05), ("red", 0.5))
+TOKEN_STEPS = (("red", None), ("orange", 0), ("yellow", 3600), ("green", 4 * 3600))
+BURN_STEPS = (("green", None), ("orange", 0.06), ("red", 0.144))

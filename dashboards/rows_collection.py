@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from dashboards.panels import (
+    BURN_STEPS,
+    INST,
+    UP_DOWN,
     Row,
     gauge,
     heatmap,
@@ -10,18 +13,10 @@ from dashboards.panels import (
     second_axis,
     stat,
     timeseries,
-    value_text,
 )
 from dashboards.queries import buckets, increase, quantile, rate, rec, sel
 from exporter import catalog as c
 from rules import recording as r
-
-INST = "{{instance}}"
-UP_DOWN = value_text((("1", "up", "green"), ("0", "down", "red")))
-# Colours the source design asked for, at the alert thresholds.
-ERROR_STEPS = (("green", None), ("orange", 0.05), ("red", 0.5))
-TOKEN_STEPS = (("red", None), ("orange", 0), ("yellow", 3600), ("green", 4 * 3600))
-BURN_STEPS = (("green", None), ("orange", 0.06), ("red", 0.144))
 
 
 def universe_row() -> Row:

@@ -4,6 +4,10 @@ limiting, API, token, system, storage."""
 from __future__ import annotations
 
 from dashboards.panels import (
+    ERROR_STEPS,
+    INST,
+    TOKEN_STEPS,
+    UP_DOWN,
     Row,
     second_axis,
     stat,
@@ -14,13 +18,6 @@ from dashboards.queries import increase, rate, rec, sel
 from exporter import catalog as c
 from rules import recording as r
 from rules.promql import UP
-
-INST = "{{instance}}"
-UP_DOWN = value_text((("1", "up", "green"), ("0", "down", "red")))
-# Colours the source design asked for, at the alert thresholds.
-ERROR_STEPS = (("green", None), ("orange", 0.05), ("red", 0.5))
-TOKEN_STEPS = (("red", None), ("orange", 0), ("yellow", 3600), ("green", 4 * 3600))
-BURN_STEPS = (("green", None), ("orange", 0.06), ("red", 0.144))
 
 
 def rate_limit_row() -> Row:
