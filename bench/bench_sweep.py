@@ -27,7 +27,7 @@ import aiohttp
 from exporter.registry import Metrics, new_registry
 from observer.config import GapSettings, StorageSettings, TrackASettings, TrackBSettings
 from observer.credentials import demo_credentials
-from observer.kis.client import KisClient
+from observer.kis.client import KisClient, send_time_tracing
 from observer.limiter import RateLimiter
 from observer.runtime import track_a_concurrency
 from observer.storage import Storage
@@ -78,7 +78,7 @@ async def bench(args: argparse.Namespace) -> int:
     metrics = Metrics(new_registry(), version="bench")
     async with (
         simulator(args.symbols, args.rate) as rest_url,
-        aiohttp.ClientSession() as http,
+        aiohttp.ClientSession(trace_configs=[send_time_tracing()]) as http,
         Storage(
             Path(tempfile.mkdtemp()) / "bench.sqlite", StorageSettings(), metrics=metrics
         ) as db,
@@ -138,6 +138,7 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=20.0, help="calls per second (default 20)")
     parser.add_argument("--sweeps", type=int, default=1, help="sweeps to run (default 1)")
     parser.add_argument("--latency-ms", type=int, default=0, help="simulator latency to add")
+    sys.setswitchinterval(0.001)  # as observer run sets it
     started = time.monotonic()
     code = asyncio.run(bench(parser.parse_args()))
     print(f"  wall time {time.monotonic() - started:.1f} s")

@@ -108,11 +108,12 @@ class RateLimitSettings(_Section):
         1.0, gt=0, description="Pause of all calls after the server answers EGW00201."
     )
     safety_seconds: float = Field(
-        0.008,
+        0.005,
         ge=0,
         le=0.1,
-        description="Margin added to the 1 s window between a call and the one `rate` calls "
-        "later, so send-to-arrival jitter cannot put one call too many in a server window.",
+        description="Margin added to the 1 s window between a call's send and the one `rate` "
+        "calls later, so network and server jitter cannot put one call too many in a server "
+        "window; doubled after each EGW00201, halved back after a quiet minute.",
     )
 
 

@@ -10,7 +10,7 @@ are spaced evenly at ``1/rate`` (no bursts), and a log of the last ``capacity``
 grant times makes the ``capacity + 1``-th call wait until ``1 s + safety`` after
 the first, so jitter between our send and the server's arrival stamp smaller
 than ``safety_seconds`` can never put ``capacity + 1`` calls in one window. The
-cost is ``safety`` per window: 8 ms in 1 s keeps 99.2 % of the rate. Each
+cost is ``safety`` per window: 5 ms in 1 s keeps 99.5 % of the rate. Each
 EGW00201 the server still sends doubles the margin (the jitter is larger than
 assumed), up to 100 ms, and a minute without one halves it back.
 """
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import math
 import time
 from collections import deque
@@ -30,9 +31,19 @@ from exporter.registry import Metrics
 
 LANES: tuple[str, ...] = ("backfill", "sweep")  # highest priority first
 WINDOW_SECONDS = 1.0
-DEFAULT_SAFETY_SECONDS = 0.008
+DEFAULT_SAFETY_SECONDS = 0.005
 MAX_SAFETY_SECONDS = 0.1
 MARGIN_DECAY_SECONDS = 60.0
+
+
+class Grant:
+    """One granted call; ``at`` is its send time as far as known (grant time until marked)."""
+
+    __slots__ = ("at", "waited")
+
+    def __init__(self, at: float) -> None:
+        self.at = at
+        self.waited = 0.0
 
 
 class WindowSchedule:
@@ -42,7 +53,9 @@ class WindowSchedule:
     earliest time satisfying: not before ``now``; not during a back-off pause;
     not before the previous *scheduled* time plus ``1/rate`` (so a late wake-up
     does not push every later call back); not before the oldest of the last
-    ``capacity`` *actual* grants plus ``window + safety``.
+    ``capacity`` most recent sends plus ``window + safety``. A send time is the
+    grant time until ``mark_sent`` moves it to when the request really left
+    (so a send delayed in our own process cannot shrink a window).
     """
 
     def __init__(
@@ -59,30 +72,38 @@ class WindowSchedule:
         self.spacing = 1.0 / rate_per_second
         self.window = window_seconds
         self.safety = safety_seconds
-        self._grants: deque[float] = deque(maxlen=self.capacity)
+        # The last 2 × capacity grants: a marked send may move one past its neighbours.
+        self._grants: deque[Grant] = deque(maxlen=2 * self.capacity)
         self._last_scheduled = -math.inf
         self._paused_until = -math.inf
 
     def next_allowed(self, now: float) -> float:
         return max(now, self._earliest())
 
-    def grant(self, now: float) -> bool:
-        """Grant a call at ``now`` if allowed (True) and record it; False if it must wait.
+    def grant(self, now: float) -> Grant | None:
+        """Grant a call at ``now`` if allowed and record it; None if it must wait.
 
         The grid of scheduled times is kept when a wake-up comes late by less than
         one spacing, and restarts at ``now`` after an idle spell (no burst of credit).
         """
         earliest = self._earliest()
         if earliest > now:
-            return False
+            return None
         self._last_scheduled = earliest if now - earliest < self.spacing else now
-        self._grants.append(now)
-        return True
+        granted = Grant(now)
+        self._grants.append(granted)
+        return granted
+
+    @staticmethod
+    def mark_sent(grant: Grant, at: float) -> None:
+        """The granted request left at ``at`` (only ever moves a send time later)."""
+        grant.at = max(grant.at, at)
 
     def _earliest(self) -> float:
         at = max(self._paused_until, self._last_scheduled + self.spacing)
-        if len(self._grants) == self.capacity:
-            at = max(at, self._grants[0] + self.window + self.safety)
+        if len(self._grants) >= self.capacity:
+            sends = heapq.nlargest(self.capacity, (g.at for g in self._grants))
+            at = max(at, sends[-1] + self.window + self.safety)
         return at
 
     def pause_until(self, until: float) -> None:
@@ -140,28 +161,31 @@ class RateLimiter:
         return sum(len(queue) for queue in self._queues.values())
 
     @contextlib.asynccontextmanager
-    async def slot(self, lane: str = "sweep") -> AsyncIterator[None]:
-        await self.acquire(lane)
-        yield
+    async def slot(self, lane: str = "sweep") -> AsyncIterator[Grant]:
+        yield await self.acquire(lane)
 
-    async def acquire(self, lane: str = "sweep") -> float:
-        """Wait for a grant in ``lane``; returns the seconds waited."""
+    async def acquire(self, lane: str = "sweep") -> Grant:
+        """Wait for a grant in ``lane``; ``mark_sent(grant)`` when the request really left."""
         if lane not in self._queues:
             raise ValueError(f"unknown lane {lane!r}; lanes are {LANES}")
         waiter = _Waiter(lane, self._clock())
         self._queues[lane].append(waiter)
         self._set_depth(lane)
         try:
-            await self._wait_turn(waiter)
+            granted = await self._wait_turn(waiter)
         except BaseException:
             with contextlib.suppress(ValueError):
                 self._queues[lane].remove(waiter)
             self._set_depth(lane)
             self._wake_head()
             raise
-        waited = self._clock() - waiter.enqueued
-        self._count_grant(lane, waited)
-        return waited
+        granted.waited = granted.at - waiter.enqueued
+        self._count_grant(lane, granted.waited)
+        return granted
+
+    def mark_sent(self, grant: Grant) -> None:
+        """The request of ``grant`` was written to the network now."""
+        self.schedule.mark_sent(grant, self._clock())
 
     def server_rejected(self) -> None:
         """The server answered EGW00201: pause every lane for ``backoff_seconds``.
@@ -180,16 +204,17 @@ class RateLimiter:
         if self._metrics is not None:
             self._metrics.counter(catalog.RATE_LIMIT_REJECTIONS).inc()
 
-    async def _wait_turn(self, waiter: _Waiter) -> None:
+    async def _wait_turn(self, waiter: _Waiter) -> Grant:
         loop = asyncio.get_running_loop()
         while True:
             if self._head() is waiter:
                 now = self._clock()
-                if self.schedule.grant(now):
+                granted = self.schedule.grant(now)
+                if granted is not None:
                     self._queues[waiter.lane].popleft()
                     self._set_depth(waiter.lane)
                     self._wake_head()
-                    return
+                    return granted
                 delay = self.schedule.next_allowed(now) - now
                 timer = loop.call_later(delay, waiter.wake.set)
                 try:

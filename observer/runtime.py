@@ -29,7 +29,7 @@ from exporter.server import Readiness
 from observer.config import ObserverSettings, parse_shard
 from observer.credentials import Credentials, demo_credentials
 from observer.errors import ObserverError
-from observer.kis.client import KisClient, TradesPage
+from observer.kis.client import KisClient, TradesPage, send_time_tracing
 from observer.kis.errors import KisApiError
 from observer.kis.master import MasterFileError
 from observer.limiter import RateLimiter
@@ -258,7 +258,7 @@ class ObserverApp:
         connector = aiohttp.TCPConnector(limit=concurrency + 16)
         async with (
             Storage(settings.database_path, settings.storage, metrics=self.metrics) as storage,
-            aiohttp.ClientSession(connector=connector) as http,
+            aiohttp.ClientSession(connector=connector, trace_configs=[send_time_tracing()]) as http,
         ):
             context = self._context(http, storage)
             self.context = context

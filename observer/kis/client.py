@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Literal
 
 import aiohttp
@@ -29,7 +30,7 @@ from observer.config import TokenSettings
 from observer.credentials import Credentials
 from observer.kis.errors import Classification, KisApiError, classify, transport_failure
 from observer.kis.token import AccessToken, TokenCache, TokenManager, parse_token_answer
-from observer.limiter import RateLimiter
+from observer.limiter import Grant, RateLimiter
 from observer.records import Snapshot, Trade
 
 log = logging.getLogger(__name__)
@@ -300,7 +301,7 @@ class KisClient:
         json_body: dict[str, str] | None = None,
     ) -> _Answer:
         """One HTTP exchange through the limiter; KisApiError unless the body says success."""
-        await self.limiter.acquire(lane)
+        grant = await self.limiter.acquire(lane)
         started = time.perf_counter()
         try:
             async with self._http.request(
@@ -310,6 +311,7 @@ class KisClient:
                 headers=headers,
                 json=json_body,
                 timeout=self._timeout,
+                trace_request_ctx=_SendMark(self.limiter, grant),
             ) as response:
                 raw = await response.read()
                 status, response_headers = response.status, response.headers
@@ -343,6 +345,33 @@ class KisClient:
             log.debug("api error endpoint=%s class=%s code=%s", endpoint, error_class, failure.code)
 
 
+@dataclass(frozen=True, slots=True)
+class _SendMark:
+    limiter: RateLimiter
+    grant: Grant
+
+
+async def _headers_sent(
+    _session: aiohttp.ClientSession,
+    context: SimpleNamespace,
+    _params: aiohttp.TraceRequestHeadersSentParams,
+) -> None:
+    mark = getattr(context, "trace_request_ctx", None)
+    if isinstance(mark, _SendMark):
+        mark.limiter.mark_sent(mark.grant)
+
+
+def send_time_tracing() -> aiohttp.TraceConfig:
+    """A trace config for the ``ClientSession`` a KisClient uses: it tells the limiter when
+    each request was really written, so a send delayed in this process (the event loop or
+    the GIL busy elsewhere) counts in the rate window at its real time, not its grant time.
+    Without it the limiter counts grant times, and its safety margin must absorb the delay.
+    """
+    tracing = aiohttp.TraceConfig()
+    tracing.on_request_headers_sent.append(_headers_sent)
+    return tracing
+
+
 def _json_object(raw: bytes) -> dict[str, Any]:
     try:
         value = json.loads(raw) if raw else {}
@@ -355,4 +384,11 @@ def _opt_str(value: object) -> str | None:
     return None if value is None else str(value)
 
 
-__all__ = ["KisClient", "TradesPage", "parse_holidays", "parse_snapshot", "parse_trades"]
+__all__ = [
+    "KisClient",
+    "TradesPage",
+    "parse_holidays",
+    "parse_snapshot",
+    "parse_trades",
+    "send_time_tracing",
+]

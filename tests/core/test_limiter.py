@@ -52,7 +52,7 @@ def test_no_window_holds_more_than_the_rate(
     # The margin holds too: the (capacity+1)-th grant is over 1 s + safety after the first.
     capacity = int(rate)
     for first, later in zip(grants, grants[capacity:], strict=False):
-        assert later - first >= 1.0 + 0.008 - 1e-9
+        assert later - first >= 1.0 + 0.005 - 1e-9
 
 
 @given(backlog=st.integers(100, 2000))
@@ -149,3 +149,21 @@ async def test_rejections_widen_the_safety_margin_and_quiet_narrows_it() -> None
     clock[0] += 61
     await limiter.acquire()
     assert limiter.schedule.safety == 0.05
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    delays=st.lists(st.floats(0, 0.2, allow_nan=False), min_size=40, max_size=300),
+)
+def test_marked_send_times_keep_the_window_whatever_the_send_delay(delays: list[float]) -> None:
+    """Requests that leave late (a busy loop, the GIL) still never crowd one window."""
+    schedule = WindowSchedule(20.0)
+    sent: list[float] = []
+    clock = 0.0
+    for delay in delays:
+        clock = schedule.next_allowed(clock)
+        grant = schedule.grant(clock)
+        assert grant is not None
+        schedule.mark_sent(grant, clock + delay)
+        sent.append(clock + delay)
+    assert max_in_any_window(sorted(sent)) <= 20
