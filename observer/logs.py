@@ -67,4 +67,7 @@ def configure(level: str = "INFO", *, secrets: Iterable[str] = ()) -> SecretMask
     root.addHandler(handler)
     root.setLevel(level)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # websockets dumps frames at DEBUG, subscribe messages too, with the approval key cut
+    # short ("00aeef02-c562-407b...") where the mask cannot recognise it.
+    logging.getLogger("websockets").setLevel(logging.INFO)
     return mask

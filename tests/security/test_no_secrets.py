@@ -24,6 +24,7 @@ import yaml
 from observer.credentials import demo_credentials
 from observer.sim import SimExchange
 from tests.core.conftest import sim_settings
+from tests.tracking.sink import EnvelopeSink
 
 pytestmark = pytest.mark.slow
 CREDENTIALS = demo_credentials("security-e2e")
@@ -51,7 +52,7 @@ def leaks(data: bytes, secrets: set[str]) -> list[str]:
 
 @asynccontextmanager
 async def observer_run(
-    sim: SimExchange, data_dir: Path, export_dir: Path
+    sim: SimExchange, data_dir: Path, export_dir: Path, *, sentry_dsn: str | None = None
 ) -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
     config = data_dir.parent / "observer.yaml"
     config.write_text(
@@ -71,6 +72,9 @@ async def observer_run(
     )
     env = {key: value for key, value in os.environ.items() if not key.startswith("OBSERVER_")}
     env |= {"KIS_APP_KEY": CREDENTIALS.app_key, "KIS_APP_SECRET": CREDENTIALS.app_secret}
+    env.pop("SENTRY_DSN", None)
+    if sentry_dsn is not None:  # every sweep and REST call traced, every breadcrumb kept
+        env |= {"SENTRY_DSN": sentry_dsn, "OBSERVER_SENTRY__TRACES_SAMPLE_RATE": "1.0"}
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "observer", "run", "--config", str(config),
         "--provider", "kis", "--rest-url", sim.rest_url, "--ws-url", sim.ws_url,
@@ -102,7 +106,9 @@ async def fetch(http: aiohttp.ClientSession, url: str, **headers: str) -> tuple[
         return response.status, await response.read()
 
 
-async def test_no_secret_anywhere_and_the_token_cache_is_private(tmp_path: Path) -> None:
+async def test_no_secret_anywhere_and_the_token_cache_is_private(
+    tmp_path: Path, sentry_sink: EnvelopeSink
+) -> None:
     data_dir, export_dir = tmp_path / "data", tmp_path / "export"
     # speed 20: prices move enough between sweeps for triggers, hence subscriptions.
     settings = sim_settings(symbols=40, token_min_interval_seconds=1.0, speed=20.0)
@@ -111,7 +117,7 @@ async def test_no_secret_anywhere_and_the_token_cache_is_private(tmp_path: Path)
         SimExchange(
             settings, app_key=CREDENTIALS.app_key, app_secret=CREDENTIALS.app_secret
         ) as sim,
-        observer_run(sim, data_dir, export_dir) as (process, url),
+        observer_run(sim, data_dir, export_dir, sentry_dsn=sentry_sink.dsn) as (process, url),
         aiohttp.ClientSession() as http,
     ):
 
@@ -138,6 +144,9 @@ async def test_no_secret_anywhere_and_the_token_cache_is_private(tmp_path: Path)
         stdout, stderr = await asyncio.wait_for(process.communicate(), WITHIN_S)
         assert process.returncode == 0, stderr.decode()[-2000:]
         secrets = {*CREDENTIALS.secrets(), *issued_secrets(sim)}
+        # Observer flushes Sentry on exit: what it sent is all there now.
+        transactions = sentry_sink.items("transaction")
+        envelopes = [envelope.raw for envelope in sentry_sink.envelopes]
 
     # The token cache: private, and its token is one the exchange issued.
     (cache,) = data_dir.glob("**/token-*.json")
@@ -149,6 +158,8 @@ async def test_no_secret_anywhere_and_the_token_cache_is_private(tmp_path: Path)
     assert b"\n" in stderr and b" info " in stderr  # the logs were really read
     outputs = {"stdout": stdout, "stderr": stderr}
     outputs |= {f"scrape {i}": body for i, body in enumerate(bodies)}
+    outputs |= {f"sentry envelope {i}": raw for i, raw in enumerate(envelopes)}
+    assert transactions, "Sentry received no transaction: the report path was not exercised"
     files = [p for p in [*data_dir.rglob("*"), *export_dir.rglob("*")] if p.is_file()]
     assert any(p.name.endswith(".sqlite") for p in files)
     outputs |= {str(p): p.read_bytes() for p in files if p != cache}
