@@ -9,6 +9,7 @@ import pytest
 from exporter.registry import Metrics
 from observer.sim import SimExchange
 from observer.storage import StorageReader
+from observer.universe import keep_shard
 from tests.core.conftest import observer_settings, running, sim_settings, value, wait_for
 
 pytestmark = pytest.mark.slow
@@ -77,3 +78,16 @@ async def test_rate_limit_storm_backs_off_then_recovers(tmp_path: Path, metrics:
     assert value(metrics, "observer_track_a_sweep_completeness_ratio") == 1.0
     # Back-off: far fewer rejected calls than a second of calls at full rate would make.
     assert value(metrics, "observer_rate_limit_rejections_total") < 60
+
+
+async def test_a_shard_sweeps_only_its_stable_subset(tmp_path: Path, metrics: Metrics) -> None:
+    async with SimExchange(sim_settings(symbols=90)) as sim:
+        settings = observer_settings(tmp_path, universe={"shard": "1/3"})
+        async with running(sim, settings, metrics) as app:
+            await wait_for(lambda: sweeps(metrics) >= 1, what="first sweep")
+            assert app.context is not None
+            swept = set(app.context.universe.codes)
+        expected = keep_shard(sim.universe_codes(), (1, 3))
+    assert swept == expected and 0 < len(swept) < 90
+    with StorageReader(settings.database_path) as reader:
+        assert set(reader.snapshot_symbols()) == expected
