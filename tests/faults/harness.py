@@ -17,10 +17,12 @@ from pathlib import Path
 from exporter.registry import Metrics, new_registry
 from exporter.server import Readiness
 from observer.config import ObserverSettings
+from observer.credentials import demo_credentials
 from observer.records import Recovery
+from observer.runtime import COMPONENTS, ComponentFactory, Endpoint, ObserverApp
 from observer.sim import SimExchange
 from observer.storage import StorageReader
-from tests.core.conftest import observer_settings, running, sim_settings, value
+from tests.core.conftest import observer_settings, sim_settings, value
 
 SYMBOLS = 24
 SIM = sim_settings(
@@ -136,15 +138,29 @@ class System:
 
 
 @contextlib.asynccontextmanager
-async def system(tmp_path: Path, *, label: str = "faults") -> AsyncIterator[System]:
+async def system(
+    tmp_path: Path,
+    *,
+    label: str = "faults",
+    components: tuple[ComponentFactory, ...] = COMPONENTS,
+) -> AsyncIterator[System]:
     """Sim + ObserverApp, every symbol subscribed and trading before the test starts."""
     metrics = Metrics(new_registry(), version="test")
     settings = settings_for(tmp_path)
-    async with (
-        SimExchange(SIM) as sim,
-        running(sim, settings, metrics, label=label, readiness=Readiness()),
-    ):
-        rig = System(sim, metrics, settings.database_path)
-        await until(lambda: rig.registrations() >= SYMBOLS // 2, "symbols subscribed")
-        await rig.flowing()
-        yield rig
+    async with SimExchange(SIM) as sim:
+        endpoint = Endpoint(sim.rest_url, sim.ws_url, demo_credentials(label), always_open=True)
+        app = ObserverApp(
+            settings, endpoint, metrics=metrics, readiness=Readiness(), components=components
+        )
+        stop = asyncio.Event()
+        task = asyncio.create_task(app.run(stop))
+        try:
+            rig = System(sim, metrics, settings.database_path)
+            await until(lambda: rig.registrations() >= SYMBOLS // 2 or task.done(), "subscribed")
+            assert not task.done(), "Observer stopped on its own"
+            await rig.flowing()
+            yield rig
+            assert not task.done(), "Observer stopped on its own"
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, timeout=30)
