@@ -5,9 +5,10 @@ processes, as in production, lets Observer ingest at the simulator's full speed
 (Track A sweeps as fast as the rate limit allows; Track B subscribed and
 receiving trades), then measures three windows of ``--duration`` seconds each:
 no scrapers, ``--scrapers`` concurrent scrapers hammering ``/metrics`` (gzip,
-OpenMetrics, as Prometheus asks), and no scrapers again. The ingest rate is
-Observer's own count of rows stored per second; the ratio compares the loaded
-window with the mean of the two quiet ones, so market drift cancels out.
+OpenMetrics, as Prometheus asks), and no scrapers again. Ingest is Observer's
+own count of rows stored and snapshots collected per second, compared between
+the loaded window and the mean of the two quiet ones (market drift cancels out),
+and Track B's trades received against the records the simulator sent.
 
     .venv/bin/python bench/bench_load.py [--duration 30] [--scrapers 200]
 """
@@ -45,6 +46,7 @@ class Window:
     rows: float  # rows stored in the window (all kinds)
     snapshots: float
     trades_received: float
+    records_sent: float = 0.0  # by the simulator, to Observer's WebSocket session
     latencies_s: list[float] = field(default_factory=list)
     failures: int = 0
     queue_depth_max: float = 0.0
@@ -109,13 +111,20 @@ async def scraper(http: aiohttp.ClientSession, url: str, window: Window, until: 
             window.failures += 1
 
 
-async def measure(url: str, name: str, seconds: float, scrapers: int) -> Window:
+async def records_sent(http: aiohttp.ClientSession, sim_url: str) -> float:
+    async with http.get(sim_url + "/sim/stats") as response:
+        stats = await response.json()
+    return float(sum(stats["records_sent"].values()))
+
+
+async def measure(url: str, sim_url: str, name: str, seconds: float, scrapers: int) -> Window:
     timeout = aiohttp.ClientTimeout(total=SCRAPE_TIMEOUT_S)
     async with (
         aiohttp.ClientSession() as probe,
         aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), timeout=timeout) as load,
     ):
         before = await scrape(probe, url)
+        sent_before = await records_sent(probe, sim_url)
         started = time.monotonic()
         window = Window(name, seconds, 0, 0, 0)
         until = started + seconds
@@ -126,6 +135,7 @@ async def measure(url: str, name: str, seconds: float, scrapers: int) -> Window:
             window.queue_depth_max = max(window.queue_depth_max, depth)
         await asyncio.gather(*tasks)
         after = await scrape(probe, url)
+        window.records_sent = await records_sent(probe, sim_url) - sent_before
         window.seconds = time.monotonic() - started
 
     def delta(metric: str) -> float:
@@ -142,12 +152,14 @@ def report(windows: list[Window], scrapers: int) -> None:
         line = (
             f"{w.name:>12}: {w.rows_per_s:8.1f} rows/s stored, "
             f"{w.snapshots / w.seconds:6.1f} snapshots/s, "
-            f"{w.trades_received / w.seconds:7.1f} trades/s received, "
-            f"queue depth max {w.queue_depth_max:.0f}"
+            f"{w.trades_received / w.seconds:7.1f} trades/s received "
+            f"of {w.records_sent / w.seconds:.1f} sent, "
+            f"storage queue max {w.queue_depth_max:.0f}"
         )
         print(line)
-    loaded = windows[1]
-    quiet = statistics.mean([windows[0].rows_per_s, windows[2].rows_per_s])
+    loaded, quiet_windows = windows[1], (windows[0], windows[2])
+    quiet = statistics.mean(w.rows_per_s for w in quiet_windows)
+    quiet_snapshots = statistics.mean(w.snapshots / w.seconds for w in quiet_windows)
     lat = sorted(loaded.latencies_s)
     if lat:
         p50 = lat[len(lat) // 2] * 1000
@@ -159,7 +171,13 @@ def report(windows: list[Window], scrapers: int) -> None:
         )
     else:
         print(f"scrapes: none succeeded, {loaded.failures} failed")
-    print(f"ingest ratio loaded / quiet: {loaded.rows_per_s / quiet:.3f}")
+    print(
+        f"ingest ratio loaded / quiet: rows stored {loaded.rows_per_s / quiet:.3f}, "
+        f"Track A snapshots {loaded.snapshots / loaded.seconds / quiet_snapshots:.3f}"
+    )
+    if loaded.records_sent:
+        ratio = loaded.trades_received / loaded.records_sent
+        print(f"Track B while scraped: received / sent {ratio:.3f}")
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -191,9 +209,9 @@ async def main(args: argparse.Namespace) -> None:
                 print(f"warming up {args.warmup:.0f} s: {args.symbols} symbols, {args.rate}/s")
                 await asyncio.sleep(args.warmup)
                 windows = [
-                    await measure(url, "quiet", args.duration, 0),
-                    await measure(url, "scraped", args.duration, args.scrapers),
-                    await measure(url, "quiet again", args.duration, 0),
+                    await measure(url, rest_url, "quiet", args.duration, 0),
+                    await measure(url, rest_url, "scraped", args.duration, args.scrapers),
+                    await measure(url, rest_url, "quiet again", args.duration, 0),
                 ]
     report(windows, args.scrapers)
 
