@@ -113,7 +113,7 @@ class RateLimitSettings(_Section):
         le=0.1,
         description="Margin added to the 1 s window between a call's send and the one `rate` "
         "calls later, so network and server jitter cannot put one call too many in a server "
-        "window; doubled after each EGW00201, halved back after a quiet minute.",
+        "window; doubled after each EGW00201, halved back after five quiet minutes.",
     )
 
 

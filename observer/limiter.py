@@ -12,7 +12,7 @@ the first, so jitter between our send and the server's arrival stamp smaller
 than ``safety_seconds`` can never put ``capacity + 1`` calls in one window. The
 cost is ``safety`` per window: 5 ms in 1 s keeps 99.5 % of the rate. Each
 EGW00201 the server still sends doubles the margin (the jitter is larger than
-assumed), up to 100 ms, and a minute without one halves it back.
+assumed), up to 100 ms, and five minutes without one halve it back.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ LANES: tuple[str, ...] = ("backfill", "sweep")  # highest priority first
 WINDOW_SECONDS = 1.0
 DEFAULT_SAFETY_SECONDS = 0.005
 MAX_SAFETY_SECONDS = 0.1
-MARGIN_DECAY_SECONDS = 60.0
+MARGIN_DECAY_SECONDS = 300.0
 
 
 class Grant:

@@ -146,7 +146,7 @@ async def test_rejections_widen_the_safety_margin_and_quiet_narrows_it() -> None
         clock[0] += 1.5
         limiter.server_rejected()
     assert limiter.schedule.safety == 0.1
-    clock[0] += 61
+    clock[0] += 301
     await limiter.acquire()
     assert limiter.schedule.safety == 0.05
 
