@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
 import shutil
+import signal
 import ssl
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -227,3 +230,32 @@ def test_bad_web_config_is_a_config_error_naming_the_key(
 def test_missing_web_config_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read web config"):
         load_web_config(tmp_path / "absent.yml")
+
+
+async def test_observer_run_serves_through_its_web_config(tmp_path: Path, pki: Pki) -> None:
+    web = write(tmp_path / "web.yml", tls_block(pki) + USERS_BLOCK)
+    config = write(tmp_path / "observer.yaml", "sim: {symbols: 20}\nlog_level: WARNING\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OBSERVER_", "SENTRY_"))}
+    env["OBSERVER_EXPORTER__WEB_CONFIG"] = str(web)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "observer", "run", "--config", str(config),
+        "--listen", "127.0.0.1:0", "--data-dir", str(tmp_path / "data"),
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    assert process.stdout is not None
+    try:
+        line = await asyncio.wait_for(process.stdout.readline(), 60)
+        key, _, url = line.decode().strip().partition(" ")
+        assert key == "exporter_url" and url.startswith("https://127.0.0.1:"), line
+        tls = client_context(pki)
+        assert (await get(f"{url}/metrics", ssl_context=tls))[0] == 401
+        status, body, _ = await get(
+            f"{url}/metrics", ssl_context=tls, auth=basic("prometheus", PASSWORD)
+        )
+        assert status == 200 and "observer_system_uptime_seconds" in body
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 60) == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
