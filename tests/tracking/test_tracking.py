@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import aiohttp
 import pytest
 import sentry_sdk
 
+from exporter.registry import Metrics
+from exporter.server import ExporterServer
 from observer import __version__
 from observer.config import SentrySettings
 from observer.errors import ConfigError, ObserverError
@@ -185,3 +188,21 @@ def test_custom_events_carry_context_and_group_by_fingerprint(
     (storm,) = event_with(sink, "reconnect-storm")
     assert storm["contexts"]["reconnects"]["count"] == 10
     assert storm["tags"]["track"] == "b"
+
+
+async def test_exporter_requests_are_transactions_with_the_tags(
+    sink: EnvelopeSink, make_tracking: MakeTracking, metrics: Metrics
+) -> None:
+    make_tracking(traces_sample_rate=1.0, tags={"provider": "sim"})
+    server = ExporterServer(metrics, version="test")  # built after init, as in observer run
+    await server.start("127.0.0.1", 0)
+    try:
+        async with aiohttp.ClientSession() as http, http.get(server.url + "/metrics") as reply:
+            assert reply.status == 200
+    finally:
+        await server.close()
+    await asyncio.to_thread(sentry_sdk.flush)
+    sink.wait_for(lambda s: any(t["transaction"] == "GET /metrics" for t in transactions(s)))
+    (scrape,) = [t for t in transactions(sink) if t["transaction"] == "GET /metrics"]
+    assert scrape["contexts"]["trace"]["op"] == "http.server"
+    assert scrape["tags"]["provider"] == "sim" and scrape["environment"] == "test"
