@@ -120,98 +120,76 @@ class SecretScrubber:
         return cast(Event, self.scrub(crumb))
 
 
-def _event(message: str, level: str, fingerprint: list[str], **parts: Any) -> Event:
+def _event(
+    message: str, level: str, fingerprint: list[str], tags: dict[str, str], context: Event
+) -> Event:
+    """An event grouped by ``fingerprint``; ``context`` is ``{name: {field: value}}``."""
     return {
         "message": message,
         "level": level,
         "logger": "observer.tracking",
         "fingerprint": fingerprint,
-        **parts,
+        "tags": tags,
+        "contexts": context,
     }
 
 
 def slow_operation_event(name: str, op: str, elapsed_ms: float, threshold_ms: float) -> Event:
     """The warning sent when a monitored call takes longer than its threshold."""
+    timing = dict(elapsed_ms=round(elapsed_ms, 3), threshold_ms=threshold_ms)
     return _event(
         f"slow operation: {op} {name}",
         "warning",
         ["slow-operation", op, name],
-        tags={"op": op, "operation": name},
-        contexts={
-            "performance": {"elapsed_ms": round(elapsed_ms, 3), "threshold_ms": threshold_ms}
-        },
+        {"op": op, "operation": name},
+        {"performance": timing},
     )
 
 
 def token_refresh_failed_event(
     *, reason: str, error_code: str | None, http_status: int | None, attempts: int, key: str
 ) -> Event:
+    details = dict(reason=reason, error_code=error_code, http_status=http_status, attempts=attempts)
     return _event(
         f"token refresh failed: {error_code or reason}",
         "error",
         ["token-refresh-failed", error_code or "no-code"],
-        tags={"error_code": error_code or "none", "key_fingerprint": key},
-        contexts={
-            "token_refresh": {  # not "token": the scrubber filters fields of that name
-                "reason": reason,
-                "error_code": error_code,
-                "http_status": http_status,
-                "attempts": attempts,
-            }
-        },
+        {"error_code": error_code or "none", "key_fingerprint": key},
+        {"token_refresh": details},  # not "token": the scrubber filters fields of that name
     )
 
 
 def high_severity_gap_event(gap: Gap) -> Event:
+    track, cause = gap.track.value, gap.cause.value
+    details = dict(symbol=gap.symbol, start=gap.start, end=gap.end, recovery=gap.recovery.value)
+    details |= dict(duration_s=gap.duration_seconds, missing_volume=gap.missing_volume)
     return _event(
-        f"high-severity gap: track {gap.track.value} {gap.cause.value}",
+        f"high-severity gap: track {track} {cause}",
         "error",
-        ["high-severity-gap", gap.track.value, gap.cause.value],
-        tags={
-            "symbol": gap.symbol,
-            "track": gap.track.value,
-            "cause": gap.cause.value,
-            "severity": gap.severity.value,
-        },
-        contexts={
-            "gap": {
-                "symbol": gap.symbol,
-                "start": gap.start,
-                "end": gap.end,
-                "duration_s": gap.duration_seconds,
-                "missing_volume": gap.missing_volume,
-                "recovery": gap.recovery.value,
-            }
-        },
+        ["high-severity-gap", track, cause],
+        {"symbol": gap.symbol, "track": track, "cause": cause, "severity": gap.severity.value},
+        {"gap": details},
     )
 
 
 def slot_starvation_event(
     refused: int, window_s: float, *, capacity: int | None, allocated: int | None
 ) -> Event:
+    counts = dict(refused=refused, window_s=window_s, capacity=capacity, allocated=allocated)
     return _event(
         "Track B slot starvation: triggers refused",
         "warning",
         ["slot-starvation", "b"],
-        tags={"track": "b"},
-        contexts={
-            "slots": {
-                "refused": refused,
-                "window_s": window_s,
-                "capacity": capacity,
-                "allocated": allocated,
-            }
-        },
+        {"track": "b"},
+        {"slots": counts},
     )
 
 
 def reconnect_storm_event(count: int, window_s: float, *, last_reason: str | None) -> Event:
+    counts = dict(count=count, window_s=window_s, last_reason=last_reason)
+    fingerprint = ["reconnect-storm", "b"]
     return _event(
-        "Track B reconnect storm",
-        "error",
-        ["reconnect-storm", "b"],
-        tags={"track": "b"},
-        contexts={"reconnects": {"count": count, "window_s": window_s, "last_reason": last_reason}},
+        "Track B reconnect storm", "error", fingerprint, {"track": "b"}, {"reconnects": counts}
     )
 
 
