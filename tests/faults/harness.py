@@ -14,6 +14,9 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
+
 from exporter.registry import Metrics, new_registry
 from exporter.server import Readiness
 from observer.config import ObserverSettings
@@ -58,6 +61,17 @@ async def until(condition: Callable[[], bool], what: str, within_s: float = 30.0
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {within_s} s waiting for {what}")
         await asyncio.sleep(0.05)
+
+
+async def scrape(http: aiohttp.ClientSession, url: str) -> dict[str, float]:
+    """Every sample of ``url``/metrics summed by name (labels folded together)."""
+    async with http.get(url + "/metrics") as response:
+        text = await response.text()
+    samples: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples[sample.name] = samples.get(sample.name, 0.0) + sample.value
+    return samples
 
 
 @dataclass

@@ -20,8 +20,7 @@ import pytest
 from observer.credentials import demo_credentials
 from observer.sim import SimExchange
 from observer.storage import StorageReader
-from tests.faults.harness import SIM, audit
-from tests.faults.test_process_faults import scrape
+from tests.faults.harness import SIM, audit, scrape
 
 pytestmark = pytest.mark.slow
 LIBFAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1")

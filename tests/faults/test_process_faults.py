@@ -18,12 +18,11 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from observer.credentials import demo_credentials
 from observer.sim import SimExchange
 from observer.storage import StorageReader
-from tests.faults.harness import SIM, audit
+from tests.faults.harness import SIM, audit, scrape
 
 pytestmark = pytest.mark.slow
 CREDENTIALS = demo_credentials("faults-process")
@@ -70,16 +69,6 @@ async def observer_process(
         if process.returncode is None:
             process.kill()
             await process.wait()
-
-
-async def scrape(http: aiohttp.ClientSession, url: str) -> dict[str, float]:
-    async with http.get(url + "/metrics") as response:
-        text = await response.text()
-    samples: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            samples[sample.name] = samples.get(sample.name, 0.0) + sample.value
-    return samples
 
 
 async def test_disk_full_holds_records_and_writes_them_once_space_returns(tmp_path: Path) -> None:
