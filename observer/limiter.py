@@ -7,10 +7,11 @@ The pure ``WindowSchedule`` decides when the next call may go; the asyncio
 Why two rules: the broker counts arrivals in a 1 s window whose kind it does
 not publish (sliding is the strictest, kis-protocol.md "Rate limits"). Calls
 are spaced evenly at ``1/rate`` (no bursts), and a log of the last ``capacity``
-grant times makes the ``capacity + 1``-th call wait until ``1 s + safety`` after
-the first, so jitter between our send and the server's arrival stamp smaller
-than ``safety_seconds`` can never put ``capacity + 1`` calls in one window. The
-cost is ``safety`` per window: 5 ms in 1 s keeps 99.5 % of the rate. Each
+latest possible arrival times makes the ``capacity + 1``-th call wait until
+``1 s + safety`` after the first (see ``WindowSchedule``: the bound comes from
+real send times and each round trip's excess, so server-side jitter is
+covered too). The cost is about ``safety`` per window: 5 ms in 1 s keeps 99.5 %
+of the rate. Each
 EGW00201 the server still sends doubles the margin (the jitter is larger than
 assumed), up to 100 ms, and five minutes without one halve it back.
 """
@@ -34,16 +35,30 @@ WINDOW_SECONDS = 1.0
 DEFAULT_SAFETY_SECONDS = 0.005
 MAX_SAFETY_SECONDS = 0.1
 MARGIN_DECAY_SECONDS = 300.0
+RTT_HISTORY = 100  # round trips whose fastest is the reference (5 s of calls at 20/s)
 
 
 class Grant:
-    """One granted call; ``at`` is its send time as far as known (grant time until marked)."""
+    """One granted call and the latest time the server can have stamped its arrival.
 
-    __slots__ = ("at", "waited")
+    ``at`` starts as the grant time; ``mark_sent`` moves it to the real send time
+    and makes the grant *pending* (in flight: it may arrive any time until it is
+    answered); ``mark_answered`` settles it at send time plus the round trip's
+    excess over the fastest recent one.
+    """
+
+    __slots__ = ("at", "pending", "round_trip", "sent", "waited")
 
     def __init__(self, at: float) -> None:
         self.at = at
+        self.sent: float | None = None
+        self.round_trip: float | None = None
+        self.pending = False
         self.waited = 0.0
+
+    def settle(self, fastest_round_trip: float) -> None:
+        if self.sent is not None and self.round_trip is not None:
+            self.at = max(self.at, self.sent + self.round_trip - fastest_round_trip)
 
 
 class WindowSchedule:
@@ -52,10 +67,19 @@ class WindowSchedule:
     ``capacity`` is ``floor(rate)`` calls per window. ``next_allowed(now)`` is the
     earliest time satisfying: not before ``now``; not during a back-off pause;
     not before the previous *scheduled* time plus ``1/rate`` (so a late wake-up
-    does not push every later call back); not before the oldest of the last
-    ``capacity`` most recent sends plus ``window + safety``. A send time is the
-    grant time until ``mark_sent`` moves it to when the request really left
-    (so a send delayed in our own process cannot shrink a window).
+    does not push every later call back); not before the ``capacity``-th latest
+    possible arrival among recent calls plus ``window + safety``.
+
+    A call's latest possible arrival: its grant time; once ``mark_sent``, its
+    real send time (a send delayed in our own process cannot shrink a window);
+    while in flight, ``now``; once ``mark_answered``, send time plus how much its
+    round trip exceeded the fastest of the last ``RTT_HISTORY`` ones. Why that
+    bound holds: a round trip is at least the fastest path up, the least server
+    time and the fastest path down, so whatever delayed the arrival beyond the
+    fastest path up (a stalled server, a slow route) shows in the excess. So a
+    server that stamps arrivals late cannot see ``capacity + 1`` calls in one
+    window, whatever its jitter; ``safety`` covers only what a round trip does
+    not show.
     """
 
     def __init__(
@@ -76,9 +100,10 @@ class WindowSchedule:
         self._grants: deque[Grant] = deque(maxlen=2 * self.capacity)
         self._last_scheduled = -math.inf
         self._paused_until = -math.inf
+        self._round_trips: deque[float] = deque(maxlen=RTT_HISTORY)
 
     def next_allowed(self, now: float) -> float:
-        return max(now, self._earliest())
+        return max(now, self._earliest(now))
 
     def grant(self, now: float) -> Grant | None:
         """Grant a call at ``now`` if allowed and record it; None if it must wait.
@@ -86,7 +111,7 @@ class WindowSchedule:
         The grid of scheduled times is kept when a wake-up comes late by less than
         one spacing, and restarts at ``now`` after an idle spell (no burst of credit).
         """
-        earliest = self._earliest()
+        earliest = self._earliest(now)
         if earliest > now:
             return None
         self._last_scheduled = earliest if now - earliest < self.spacing else now
@@ -96,14 +121,31 @@ class WindowSchedule:
 
     @staticmethod
     def mark_sent(grant: Grant, at: float) -> None:
-        """The granted request left at ``at`` (only ever moves a send time later)."""
+        """The granted request left at ``at``; it is in flight until ``mark_answered``."""
+        grant.sent = at
         grant.at = max(grant.at, at)
+        grant.pending = True
 
-    def _earliest(self) -> float:
+    def mark_answered(self, grant: Grant, at: float) -> None:
+        """The answer (or the failure) of a sent request came at ``at``."""
+        if not grant.pending or grant.sent is None:
+            return
+        grant.pending = False
+        grant.round_trip = max(0.0, at - grant.sent)
+        before = min(self._round_trips, default=math.inf)
+        self._round_trips.append(grant.round_trip)
+        fastest = min(self._round_trips)
+        if fastest < before:  # a faster path: earlier calls' excess was larger than thought
+            for recent in self._grants:
+                recent.settle(fastest)
+        grant.settle(fastest)
+
+    def _earliest(self, now: float) -> float:
         at = max(self._paused_until, self._last_scheduled + self.spacing)
         if len(self._grants) >= self.capacity:
-            sends = heapq.nlargest(self.capacity, (g.at for g in self._grants))
-            at = max(at, sends[-1] + self.window + self.safety)
+            arrivals = (max(g.at, now) if g.pending else g.at for g in self._grants)
+            latest = heapq.nlargest(self.capacity, arrivals)
+            at = max(at, latest[-1] + self.window + self.safety)
         return at
 
     def pause_until(self, until: float) -> None:
@@ -186,6 +228,11 @@ class RateLimiter:
     def mark_sent(self, grant: Grant) -> None:
         """The request of ``grant`` was written to the network now."""
         self.schedule.mark_sent(grant, self._clock())
+
+    def mark_answered(self, grant: Grant) -> None:
+        """The request of ``grant`` got its answer (or failed) now."""
+        self.schedule.mark_answered(grant, self._clock())
+        self._wake_head()  # an in-flight call no longer holds the window open
 
     def server_rejected(self) -> None:
         """The server answered EGW00201: pause every lane for ``backoff_seconds``.

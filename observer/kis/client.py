@@ -313,12 +313,15 @@ class KisClient:
                 timeout=self._timeout,
                 trace_request_ctx=_SendMark(self.limiter, grant),
             ) as response:
+                self.limiter.mark_answered(grant)
                 raw = await response.read()
                 status, response_headers = response.status, response.headers
         except (aiohttp.ClientError, TimeoutError) as exc:
             lost = transport_failure(type(exc).__name__)
             self._observe(endpoint, started, lost)
             raise KisApiError(endpoint, lost) from exc
+        finally:
+            self.limiter.mark_answered(grant)  # no-op once answered; settles failures
         body = _json_object(raw)
         failure = classify(
             rt_cd=_opt_str(body.get("rt_cd")),

@@ -165,5 +165,42 @@ def test_marked_send_times_keep_the_window_whatever_the_send_delay(delays: list[
         grant = schedule.grant(clock)
         assert grant is not None
         schedule.mark_sent(grant, clock + delay)
+        schedule.mark_answered(grant, clock + delay)
         sent.append(clock + delay)
     assert max_in_any_window(sorted(sent)) <= 20
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    stalls=st.lists(st.floats(0, 0.3, allow_nan=False), min_size=40, max_size=300),
+    base_rtt=st.floats(0.0005, 0.05),
+)
+def test_server_stalls_seen_in_round_trips_never_crowd_a_window(
+    stalls: list[float], base_rtt: float
+) -> None:
+    """The server stamps arrival late by ``stall``; the answer shows it; no window is crowded."""
+    schedule = WindowSchedule(20.0)
+    arrivals: list[float] = []
+    clock = 0.0
+    for stall in stalls:
+        clock = schedule.next_allowed(clock)
+        grant = schedule.grant(clock)
+        assert grant is not None
+        schedule.mark_sent(grant, clock)
+        arrival = clock + base_rtt / 2 + stall
+        schedule.mark_answered(grant, arrival + base_rtt / 2)
+        arrivals.append(arrival)
+    assert max_in_any_window(sorted(arrivals)) <= 20
+
+
+def test_in_flight_calls_hold_their_place_in_the_window() -> None:
+    schedule = WindowSchedule(2.0)
+    first = schedule.grant(0.0)
+    second = schedule.grant(schedule.next_allowed(0.0))
+    assert first is not None and second is not None
+    schedule.mark_sent(first, 0.0)
+    schedule.mark_sent(second, 0.5)
+    assert schedule.next_allowed(3.0) == 3.0 + 1.0 + schedule.safety  # both still in flight
+    schedule.mark_answered(first, 3.2)
+    schedule.mark_answered(second, 3.2)  # the faster round trip sets the reference
+    assert schedule.next_allowed(3.2) == 3.2
