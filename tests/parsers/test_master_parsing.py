@@ -14,6 +14,7 @@ from observer.kis.master import (
     MARKETS,
     TAIL_LENGTH,
     MasterFileError,
+    Market,
     MasterRow,
     parse_master,
     unzip_master,
@@ -26,7 +27,7 @@ NAME_CHARS = st.sampled_from("삼성전자SK하이닉스ABC 123&()-.")
 
 
 @st.composite
-def master_lines(draw: st.DrawFn, market: str) -> bytes:
+def master_lines(draw: st.DrawFn, market: Market) -> bytes:
     """Lines near the real shape: code, ISIN, name, a tail of about the right length."""
     lines = []
     for _ in range(draw(st.integers(0, 4))):
@@ -43,7 +44,7 @@ def master_lines(draw: st.DrawFn, market: str) -> bytes:
 @settings(max_examples=200, deadline=None)
 @given(st.data())
 def test_any_bytes_give_rows_or_master_file_error(data: st.DataObject) -> None:
-    market = data.draw(MARKET)
+    market: Market = data.draw(MARKET)
     raw = data.draw(st.binary(max_size=600) | master_lines(market))
     try:
         rows = parse_master(raw, market)
