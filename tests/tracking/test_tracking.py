@@ -206,3 +206,33 @@ async def test_exporter_requests_are_transactions_with_the_tags(
     (scrape,) = [t for t in transactions(sink) if t["transaction"] == "GET /metrics"]
     assert scrape["contexts"]["trace"]["op"] == "http.server"
     assert scrape["tags"]["provider"] == "sim" and scrape["environment"] == "test"
+
+
+async def test_no_trace_headers_are_sent_to_the_broker(make_tracking: MakeTracking) -> None:
+    make_tracking(traces_sample_rate=1.0)
+    seen: list[dict[str, str]] = []
+
+    async def record(request: aiohttp.web.Request) -> aiohttp.web.Response:
+        seen.append({k.lower(): v for k, v in request.headers.items()})
+        return aiohttp.web.json_response({"rt_cd": "0"})
+
+    app = aiohttp.web.Application()
+    app.router.add_get("/uapi/domestic-stock/v1/quotations/inquire-price", record)
+    runner = aiohttp.web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = aiohttp.web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    try:
+        async with (
+            trace_operation("sweep", "track_a.sweep"),
+            aiohttp.ClientSession() as http,
+            http.get(f"http://{host}:{port}/uapi/domestic-stock/v1/quotations/inquire-price") as r,
+        ):
+            assert r.status == 200
+    finally:
+        await runner.cleanup()
+    (headers,) = seen
+    assert (
+        "sentry-trace" not in headers and "baggage" not in headers and "traceparent" not in headers
+    )
