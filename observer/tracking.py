@@ -21,6 +21,7 @@ from typing import Any, ParamSpec, TypeVar, cast
 
 import sentry_sdk
 from sentry_sdk.integrations.aiohttp import AioHttpIntegration
+from sentry_sdk.profiler.continuous_profiler import teardown_continuous_profiler
 from sentry_sdk.tracing import Span
 from sentry_sdk.utils import BadDsn
 
@@ -338,7 +339,10 @@ class Tracking:
             "environment": self.settings.environment,
             "release": self.release,
             "traces_sample_rate": self.settings.traces_sample_rate,
-            "profiles_sample_rate": self.settings.profiles_sample_rate,
+            # Continuous profiling while a sampled transaction runs: sentry-sdk 2.x
+            # deprecates transaction-based profiling (``profiles_sample_rate``).
+            "profile_session_sample_rate": self.settings.profiles_sample_rate,
+            "profile_lifecycle": "trace",
             "max_breadcrumbs": 50,
             # Never add sentry-trace/baggage headers to calls to the broker.
             "trace_propagation_targets": [],
@@ -368,6 +372,7 @@ class Tracking:
         if not self._started:
             return
         self._started = False
+        teardown_continuous_profiler()  # process-wide in sentry-sdk; sends its last chunk
         client = sentry_sdk.get_client()
         client.close(timeout=timeout_s)
         scopes = (sentry_sdk.get_global_scope(), sentry_sdk.get_isolation_scope())

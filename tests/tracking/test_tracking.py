@@ -236,3 +236,17 @@ async def test_no_trace_headers_are_sent_to_the_broker(make_tracking: MakeTracki
     assert (
         "sentry-trace" not in headers and "baggage" not in headers and "traceparent" not in headers
     )
+
+
+@pytest.mark.parametrize("rate", [0.0, 1.0])
+def test_profiles_sample_rate_profiles_sampled_transactions(
+    sink: EnvelopeSink, make_tracking: MakeTracking, rate: float
+) -> None:
+    make_tracking(traces_sample_rate=1.0, profiles_sample_rate=rate)  # no deprecation warning
+    with trace_operation("sweep", "track_a.sweep"):
+        sum(range(10_000))
+    sentry_sdk.flush()
+    sink.wait_for(lambda s: bool(transactions(s)))
+    (transaction,) = transactions(sink)
+    profiled = "profiler_id" in transaction["contexts"].get("profile", {})
+    assert profiled is (rate > 0)
