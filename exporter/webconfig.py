@@ -195,9 +195,11 @@ class WebConfig:
         hashed = self._hash_for(user_bytes)
         known = hashed is not None
         hashed = hashed if hashed is not None else _DUMMY_HASH
-        key = hmac.new(
-            self._cache_key, b"\0".join((user_bytes, password_bytes, hashed)), hashlib.sha256
-        ).digest()
+        # Length-prefixed, so no (user, password) pair can be spelt as another.
+        parts = b"".join(
+            len(p).to_bytes(4, "big") + p for p in (user_bytes, password_bytes, hashed)
+        )
+        key = hmac.new(self._cache_key, parts, hashlib.sha256).digest()
         if key in self._cache:
             self._cache.move_to_end(key)
             return known and self._cache[key]
