@@ -148,7 +148,7 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=20.0, help="calls per second (default 20)")
     parser.add_argument("--sweeps", type=int, default=1, help="sweeps to run (default 1)")
     parser.add_argument("--latency-ms", type=int, default=0, help="simulator latency to add")
-    parser.add_argument("--safety-ms", type=float, default=5.0, help="limiter margin (default 5)")
+    parser.add_argument("--safety-ms", type=float, default=2.0, help="limiter margin (default 2)")
     parser.add_argument(
         "--backoff-seconds", type=float, default=1.0, help="pause after EGW00201 (default 1)"
     )

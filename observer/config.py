@@ -108,12 +108,12 @@ class RateLimitSettings(_Section):
         1.0, gt=0, description="Pause of all calls after the server answers EGW00201."
     )
     safety_seconds: float = Field(
-        0.005,
+        0.002,
         ge=0,
         le=0.1,
-        description="Margin added to the 1 s window between a call's send and the one `rate` "
-        "calls later, so network and server jitter cannot put one call too many in a server "
-        "window; doubled after each EGW00201, halved back after five quiet minutes.",
+        description="Margin added to the 1 s window between a call's latest possible arrival "
+        "(send time plus its round trip's excess) and the one `rate` calls later; doubled "
+        "after each EGW00201, halved back after five quiet minutes.",
     )
 
 
