@@ -116,8 +116,17 @@ async def test_disk_full_holds_records_and_writes_them_once_space_returns(tmp_pa
     assert result.invented == {} and result.missing == {}, result
 
 
+class _Killed(Exception):
+    """The first run was killed on purpose."""
+
+
+class SilentHoleError(AssertionError):
+    """Trades missing from the store with no gap recorded for their symbol."""
+
+
 @pytest.mark.xfail(
     strict=True,
+    raises=SilentHoleError,  # any other failure of this test is a real one
     reason="after a restart Track B starts from an empty detector: the trades of the "
     "downtime are neither backfilled nor recorded as a gap (the last stored cumulative "
     "volume per symbol is not read back)",
@@ -146,8 +155,5 @@ async def test_kill_9_and_restart_leaves_no_silent_hole(tmp_path: Path) -> None:
         gap_symbols = {gap.symbol for gap in reader.gaps()}
     silent = {symbol for symbol in result.missing if symbol not in gap_symbols}
     assert result.invented == {}, result
-    assert silent == set(), f"holes with no gap record: {sorted(silent)} ({result.missing})"
-
-
-class _Killed(Exception):
-    """The first run was killed on purpose."""
+    if silent:
+        raise SilentHoleError(f"holes with no gap record: {sorted(silent)} ({result.missing})")
