@@ -177,6 +177,7 @@ class TokenManager:
         self._token: AccessToken | None = cache.load() if cache else None
         self._last_attempt = self._token.issued_at if self._token else -float("inf")
         self._refreshing = False
+        self._generation = 0
         self.issued = 0
         if self._token is not None:
             on_secret(self._token.value)
@@ -207,14 +208,25 @@ class TokenManager:
         async with self._lock:
             return await self._refresh_locked()
 
-    async def invalidate(self, rejected: str) -> str:
+    @property
+    def generation(self) -> int:
+        """How many tokens this manager has obtained; a caller notes it beside its token."""
+        return self._generation
+
+    async def invalidate(self, rejected: str, *, generation: int | None = None) -> str:
         """The server refused ``rejected`` (EGW00121/2/3): a new token, issued once for all callers.
 
-        If another caller already replaced it, the replacement is returned unissued.
+        A rejection is stale when a token was obtained after the caller got its own:
+        ``generation`` (from :attr:`generation` when the caller took its token) says so,
+        and without it an issuance completed while this call waited for the lock does.
+        The value cannot tell: KIS hands back the same value for 6 h after an issuance.
+        A stale rejection returns the current token without issuing.
         """
+        seen = self._generation if generation is None else generation
         async with self._lock:
-            if self._token is not None and self._token.value == rejected:
-                self._token = AccessToken(rejected, self._clock(), self._token.issued_at)
+            token = self._token
+            if token is not None and token.value == rejected and seen == self._generation:
+                self._token = AccessToken(rejected, self._clock(), token.issued_at)
             return await self._refresh_locked()
 
     async def _refresh_locked(self) -> str:
@@ -258,6 +270,7 @@ class TokenManager:
             self._refreshing = False
         self._on_secret(token.value)
         self._token = token
+        self._generation += 1
         self._last_attempt = max(self._last_attempt, token.issued_at)
         self.issued += 1
         self._count("success")
