@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from aiohttp import web
+from prometheus_client.exposition import choose_encoder
 
 from exporter import catalog
-from exporter.exposition import render
+from exporter.exposition import Rendered, accepts_gzip, render
 from exporter.files import FileExporter
 from exporter.registry import Metrics
 from exporter.summary import SummarySource
@@ -100,6 +101,7 @@ class ExporterServer:
         self._summary = SummarySource(metrics.registry)
         self._version = version
         self._runner: web.AppRunner | None = None
+        self._renders: dict[tuple[str, bool], asyncio.Future[Rendered]] = {}
         self._files = (
             FileExporter(
                 export_dir,
@@ -170,13 +172,8 @@ class ExporterServer:
         self.metrics.gauge(catalog.SYSTEM_READY).set(1 if self.readiness.ready else 0)
 
     async def _metrics(self, request: web.Request) -> web.Response:
-        # Hooks read loop-owned state, so they run here; encoding runs in a thread.
-        self.metrics.refresh()
-        rendered = await asyncio.to_thread(
-            render,
-            self.metrics.registry,
-            accept=request.headers.get("Accept", ""),
-            accept_encoding=request.headers.get("Accept-Encoding", ""),
+        rendered = await self._render_shared(
+            request.headers.get("Accept", ""), request.headers.get("Accept-Encoding", "")
         )
         response = web.Response(body=rendered.body)
         response.headers["Content-Type"] = rendered.content_type
@@ -184,6 +181,34 @@ class ExporterServer:
             response.headers["Content-Encoding"] = rendered.content_encoding
         response.headers["Vary"] = "Accept, Accept-Encoding"
         return response
+
+    async def _render_shared(self, accept: str, accept_encoding: str) -> Rendered:
+        """One render for every scrape of the same format that arrives while it runs.
+
+        Under many concurrent scrapers, rendering once per scrape would hold the GIL
+        and starve collection; scrapes that wait for a render in flight get its bytes,
+        which are never older than the moment they arrived. Hooks read loop-owned
+        state, so they run here; encoding runs in a thread.
+        """
+        key = (choose_encoder(accept)[1], accepts_gzip(accept_encoding))
+        pending = self._renders.get(key)
+        if pending is None:
+            self.metrics.refresh()
+            pending = asyncio.ensure_future(
+                asyncio.to_thread(
+                    render, self.metrics.registry, accept=accept, accept_encoding=accept_encoding
+                )
+            )
+            self._renders[key] = pending
+            pending.add_done_callback(lambda done: self._render_done(key, done))
+        # A scraper that goes away must not cancel the render the others wait for.
+        return await asyncio.shield(pending)
+
+    def _render_done(self, key: tuple[str, bool], done: asyncio.Future[Rendered]) -> None:
+        if self._renders.get(key) is done:
+            del self._renders[key]
+        if not done.cancelled():
+            done.exception()  # retrieved: every waiter may have left
 
     async def _healthz(self, _request: web.Request) -> web.Response:
         return web.json_response({"status": "alive"})

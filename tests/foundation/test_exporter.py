@@ -7,19 +7,22 @@ import gzip
 import json
 import shutil
 import subprocess
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import aiohttp
 import pytest
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.openmetrics.parser import (
     text_string_to_metric_families as openmetrics_families,
 )
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter import catalog
+from exporter.exposition import Rendered
 from exporter.registry import Metrics
-from exporter.server import ExporterServer, Readiness
+from exporter.server import ExporterServer, Readiness, serving
 
 SPEC_SUMMARY_KEYS = {
     "universe": {"current_size", "total_created", "total_deleted"},
@@ -182,3 +185,52 @@ async def test_file_export_writes_both_files(served: ExporterServer, tmp_path: P
     assert b"observer_universe_size 2050.0" in (export / "metrics.prom").read_bytes()
     assert json.loads((export / "summary.json").read_text())["universe"]["current_size"] == 2050
     assert sorted(p.name for p in export.iterdir()) == ["metrics.prom", "summary.json"]
+
+
+class SlowCollector:
+    """A collector that holds its render until released, counting renders."""
+
+    def __init__(self) -> None:
+        self.armed = False  # registering collects once too (auto_describe)
+        self.renders = 0
+        self.release = threading.Event()
+
+    def collect(self) -> Iterator[Metric]:
+        if self.armed:
+            self.renders += 1
+            self.release.wait(timeout=10)
+        yield GaugeMetricFamily("observer_test_renders", "Renders so far.", value=self.renders)
+
+
+class CountingServer(ExporterServer):
+    """Tells when ``expected`` scrapes have asked for a render."""
+
+    def __init__(self, metrics: Metrics, expected: int) -> None:
+        super().__init__(metrics)
+        self.arrived = 0
+        self.all_arrived = asyncio.Event()
+        self._expected = expected
+
+    async def _render_shared(self, accept: str, accept_encoding: str) -> Rendered:
+        self.arrived += 1
+        if self.arrived >= self._expected:
+            self.all_arrived.set()
+        return await super()._render_shared(accept, accept_encoding)
+
+
+async def test_concurrent_scrapes_share_one_render(metrics: Metrics) -> None:
+    slow = SlowCollector()
+    metrics.registry.register(slow)
+    slow.armed = True
+    server = CountingServer(metrics, expected=20)
+    async with serving(server, "127.0.0.1", 0):
+        scrapes = [asyncio.create_task(get(server.url + "/metrics")) for _ in range(20)]
+        await asyncio.wait_for(server.all_arrived.wait(), 30)
+        slow.release.set()  # every scrape arrived while the first render was held
+        answers = await asyncio.gather(*scrapes)
+        assert [status for status, _, _ in answers] == [200] * 20
+        assert slow.renders == 1
+        assert len({body for _, _, body in answers}) == 1
+        # A later scrape renders anew: what it gets is never older than its request.
+        await get(server.url + "/metrics")
+        assert slow.renders == 2
