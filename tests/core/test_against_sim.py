@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from exporter.registry import Metrics
+from observer.records import Trigger, TriggerKind
 from observer.sim import SimExchange
 from observer.storage import StorageReader
 from observer.universe import keep_shard
@@ -91,3 +92,17 @@ async def test_a_shard_sweeps_only_its_stable_subset(tmp_path: Path, metrics: Me
     assert swept == expected and 0 < len(swept) < 90
     with StorageReader(settings.database_path) as reader:
         assert set(reader.snapshot_symbols()) == expected
+
+
+async def test_price_moves_between_snapshots_raise_triggers(
+    tmp_path: Path, metrics: Metrics
+) -> None:
+    seen: list[Trigger] = []
+    async with SimExchange(sim_settings(symbols=40, speed=60)) as sim:
+        settings = observer_settings(tmp_path, track_b={"enabled": False, "price_move_pct": 0.01})
+        async with running(sim, settings, metrics) as app:
+            assert app.context is not None
+            app.context.triggers.subscribe(seen.append)
+            await wait_for(lambda: len(seen) > 0, what="a trigger")
+    assert seen[0].kind is TriggerKind.PRICE_MOVE and seen[0].score >= 1.0
+    assert seen[0].symbol in sim.universe_codes()
