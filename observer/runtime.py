@@ -53,6 +53,7 @@ REAL_DOMAINS = {
 MASTER_DOWNLOAD_URL = "https://new.real.download.dws.co.kr"  # the broker's public master files
 UNIVERSE_RETRY_SECONDS = 5.0
 MAX_IN_FLIGHT = 256
+VIRTUAL_RATE_PER_SECOND = 2.0  # kis-protocol.md "Rate limits": 2/s on the mock domain
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +111,15 @@ class Context:
             self.tracking.high_severity_gap(gap)
 
 
+def rate_per_second(settings: ObserverSettings) -> float:
+    """The configured REST rate; the broker's virtual domain allows 2/s, used unless set."""
+    configured = settings.rate_limit.rate_per_second
+    explicit = "rate_per_second" in settings.rate_limit.model_fields_set
+    if settings.provider.kind == "kis" and settings.provider.env == "virtual" and not explicit:
+        return VIRTUAL_RATE_PER_SECOND
+    return configured
+
+
 def track_a_concurrency(rate_per_second: float) -> int:
     """Calls in flight so that 1 s of latency still keeps the limiter busy."""
     return min(MAX_IN_FLIGHT, math.ceil(rate_per_second) + 2)
@@ -156,7 +166,7 @@ def build_track_a(context: Context) -> TrackA:
         gaps=settings.gaps,
         detector=TriggerDetector(settings.track_b),
         metrics=context.metrics,
-        concurrency=track_a_concurrency(settings.rate_limit.rate_per_second),
+        concurrency=track_a_concurrency(context.limiter.rate),
         on_trigger=context.triggers.publish,
         on_gap=context.report_gap,
         readiness=context.readiness,
@@ -189,6 +199,7 @@ def build_track_b(context: Context) -> TrackB:
         market_open=market_open,
         on_gap=context.report_gap,
         reporter=context.tracking,
+        last_trades=context.storage.last_trades,  # resume each symbol after a restart
     )
     if settings.track_b.enabled:
         context.triggers.subscribe(track.offer)
@@ -254,7 +265,7 @@ class ObserverApp:
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set (returns after a clean shutdown) or a component fails."""
         settings = self.settings
-        concurrency = track_a_concurrency(settings.rate_limit.rate_per_second)
+        concurrency = track_a_concurrency(rate_per_second(settings))
         connector = aiohttp.TCPConnector(limit=concurrency + 16)
         async with (
             Storage(settings.database_path, settings.storage, metrics=self.metrics) as storage,
@@ -272,7 +283,7 @@ class ObserverApp:
     def _context(self, http: aiohttp.ClientSession, storage: Storage) -> Context:
         settings, endpoint = self.settings, self.endpoint
         limiter = RateLimiter(
-            settings.rate_limit.rate_per_second,
+            rate_per_second(settings),
             metrics=self.metrics,
             backoff_seconds=settings.rate_limit.backoff_seconds,
             safety_seconds=settings.rate_limit.safety_seconds,
