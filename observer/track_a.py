@@ -145,7 +145,7 @@ class TrackA:
         on_trigger: Callable[[Trigger], None] = lambda trigger: None,
         on_gap: Callable[[Gap], None] = lambda gap: None,
         readiness: Readiness | None = None,
-        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._client = client
         self._universe = universe
@@ -159,8 +159,10 @@ class TrackA:
         self._on_trigger = on_trigger
         self._on_gap = on_gap
         self._readiness = readiness
-        self._clock = clock
-        self._last_seen: dict[str, float] = {}
+        self._monotonic = monotonic
+        # symbol → (wall time, monotonic time) of its last snapshot. Ages come from the
+        # monotonic clock so that a wall-clock jump is not taken for a hole in the data.
+        self._last_seen: dict[str, tuple[float, float]] = {}
         self.sweeps = 0
 
     async def run(self) -> None:
@@ -233,9 +235,10 @@ class TrackA:
         )
         await self._storage.put(snapshot)
         self._metrics.counter(catalog.TRACK_A_SNAPSHOTS).inc()
+        seen = (snapshot.collected_at, self._monotonic())
         if check_freshness:
-            await self._check_fresh(symbol, snapshot.collected_at)
-        self._last_seen[symbol] = snapshot.collected_at
+            await self._check_fresh(symbol, seen[1])
+        self._last_seen[symbol] = seen
         for trigger in self._detector.observe(snapshot):
             try:
                 self._on_trigger(trigger)
@@ -243,15 +246,16 @@ class TrackA:
                 log.exception("trigger hook failed symbol=%s", symbol)
         return True
 
-    async def _check_fresh(self, symbol: str, at: float) -> None:
+    async def _check_fresh(self, symbol: str, monotonic_now: float) -> None:
         last = self._last_seen.get(symbol)
         if last is None:
             return
         started = time.perf_counter()
+        last_wall, last_monotonic = last
         gap = stale_snapshot_gap(
             symbol,
-            last,
-            at,
+            last_wall,
+            last_wall + (monotonic_now - last_monotonic),
             cadence_seconds=self._settings.expected_cadence_seconds,
             gaps=self._gaps,
         )
@@ -278,12 +282,12 @@ class TrackA:
 
     def _check_missing(self, symbols: list[str]) -> None:
         """Symbols without a snapshot this sweep: stale once their last one is too old."""
-        now = self._clock()
+        now = self._monotonic()
         checks = self._metrics.counter(catalog.TRACK_A_FRESHNESS_CHECKS)
         for symbol in symbols:
             last = self._last_seen.get(symbol)
             if last is not None:
-                fresh = now - last <= self._settings.expected_cadence_seconds
+                fresh = now - last[1] <= self._settings.expected_cadence_seconds
                 checks.labels("fresh" if fresh else "stale").inc()
 
     def _finish(self, result: SweepResult) -> None:
