@@ -264,6 +264,7 @@ class KisClient:
         self, endpoint: str, path: str, tr_id: str, params: dict[str, str], lane: str
     ) -> _Answer:
         token = await self.tokens.get()
+        generation = self.tokens.generation  # read with no await between: this token's
         token_retried = False
         rate_retries = 0
         while True:
@@ -282,7 +283,8 @@ class KisClient:
                 failure = exc.classification
                 if failure.token_rejected and not token_retried:
                     token_retried = True
-                    token = await self.tokens.invalidate(token)
+                    token = await self.tokens.invalidate(token, generation=generation)
+                    generation = self.tokens.generation
                     continue
                 if failure.rate_limited and rate_retries < self._rate_limit_retries:
                     rate_retries += 1
