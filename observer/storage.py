@@ -19,7 +19,7 @@ import contextlib
 import json
 import logging
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 Record = Snapshot | Trade | Gap
 RETRY_INITIAL_SECONDS = 0.2
 RETRY_MAX_SECONDS = 5.0
+CLOSE_FLUSH_SECONDS = 30.0
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS snapshots (
@@ -58,6 +59,12 @@ CREATE TABLE IF NOT EXISTS gaps (
 INSERT_SNAPSHOT = "INSERT OR IGNORE INTO snapshots VALUES (?, ?, ?, ?, ?)"
 INSERT_TRADE = "INSERT OR IGNORE INTO trades VALUES (?, ?, ?, ?, ?, ?, ?)"
 INSERT_GAP = "INSERT OR IGNORE INTO gaps VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+TRADE_COLUMNS = "symbol, business_date, time, price, volume, cumulative_volume, source"
+NEXT_TRADE_SYMBOL = "SELECT MIN(symbol) FROM trades WHERE symbol > ?"
+LAST_TRADE = (
+    f"SELECT {TRADE_COLUMNS} FROM trades WHERE symbol = ? "
+    "ORDER BY business_date DESC, cumulative_volume DESC LIMIT 1"
+)
 UPDATE_GAP = (
     'UPDATE gaps SET "end" = ?, severity = ?, missing_volume = ?, recovery = ? '
     "WHERE symbol = ? AND track = ? AND cause = ? AND start = ?"
@@ -130,6 +137,40 @@ def _write(connection: sqlite3.Connection, record: Record) -> int:
     return inserted
 
 
+def _trade(row: Sequence[Any]) -> Trade:
+    return Trade(
+        symbol=row[0],
+        business_date=row[1],
+        time=row[2],
+        price=row[3],
+        volume=row[4],
+        cumulative_volume=row[5],
+        source=row[6],
+    )
+
+
+def last_trades(
+    connection: sqlite3.Connection, symbols: Iterable[str] | None = None
+) -> dict[str, Trade]:
+    """Each symbol's latest stored trade (latest business day, highest ``ACML_VOL``).
+
+    ``symbols`` None means every symbol with a trade. Two primary-key lookups
+    per symbol, never a table scan: cheap at start on a large database.
+    """
+    if symbols is None:
+        symbols = []
+        row = connection.execute(NEXT_TRADE_SYMBOL, ("",)).fetchone()
+        while row is not None and row[0] is not None:
+            symbols.append(str(row[0]))
+            row = connection.execute(NEXT_TRADE_SYMBOL, (row[0],)).fetchone()
+    found: dict[str, Trade] = {}
+    for symbol in symbols:
+        last = connection.execute(LAST_TRADE, (symbol,)).fetchone()
+        if last is not None:
+            found[symbol] = _trade(last)
+    return found
+
+
 class Storage:
     """``async with Storage(path, settings, metrics=m) as storage: await storage.put(record)``.
 
@@ -174,10 +215,33 @@ class Storage:
         """Wait until every record put so far is committed."""
         await self._queue.join()
 
-    async def close(self) -> None:
-        """Flush, stop the consumer, close the connection and the writer thread."""
+    async def last_trades(self, symbols: Iterable[str] | None = None) -> dict[str, Trade]:
+        """Each symbol's latest committed trade (all symbols when None), read off the loop.
+
+        Runs on the writer thread, between batches: it sees every committed row.
+        """
+        connection = self._connection
+        if connection is None:
+            raise StorageError("storage is not open")
+        wanted = None if symbols is None else list(symbols)
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, last_trades, connection, wanted)
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot read the last trades: {exc}") from exc
+
+    async def close(self, flush_timeout_seconds: float = CLOSE_FLUSH_SECONDS) -> None:
+        """Flush, stop the consumer, close the connection and the writer thread.
+
+        A database that still refuses writes after ``flush_timeout_seconds`` (a full
+        disk at shutdown) does not hold the process: the records left are logged as
+        lost, by count, and the close goes on.
+        """
         if self._consumer is not None:
-            await self.flush()
+            try:
+                await asyncio.wait_for(self.flush(), flush_timeout_seconds)
+            except TimeoutError:
+                log.error("storage closed with unwritten records count=%d", self._queue.qsize())
             self._consumer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._consumer
@@ -265,22 +329,15 @@ class StorageReader:
 
     def trades(self, symbol: str) -> list[Trade]:
         rows = self._connection.execute(
-            "SELECT symbol, business_date, time, price, volume, cumulative_volume, source "
-            "FROM trades WHERE symbol = ? ORDER BY business_date, cumulative_volume",
+            f"SELECT {TRADE_COLUMNS} FROM trades WHERE symbol = ? "
+            "ORDER BY business_date, cumulative_volume",
             (symbol,),
         )
-        return [
-            Trade(
-                symbol=r[0],
-                business_date=r[1],
-                time=r[2],
-                price=r[3],
-                volume=r[4],
-                cumulative_volume=r[5],
-                source=r[6],
-            )
-            for r in rows
-        ]
+        return [_trade(r) for r in rows]
+
+    def last_trades(self, symbols: Iterable[str] | None = None) -> dict[str, Trade]:
+        """Each symbol's latest stored trade (``observer.storage.last_trades``)."""
+        return last_trades(self._connection, symbols)
 
     def gaps(self, symbol: str | None = None) -> list[Gap]:
         query = (

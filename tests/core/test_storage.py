@@ -106,3 +106,20 @@ async def test_disk_full_keeps_the_batch_and_retries(tmp_path: Path, metrics: Me
         await asyncio.wait_for(storage.flush(), timeout=30)
     with StorageReader(path) as reader:
         assert reader.counts().trades == 2001
+
+
+async def test_close_does_not_hang_on_a_database_that_stays_full(
+    tmp_path: Path, metrics: Metrics
+) -> None:
+    storage = Storage(tmp_path / "full.sqlite", StorageSettings(), metrics=metrics)
+    await storage.open()
+    await storage.put(trade(1))
+    await storage.flush()
+    connection = storage._connection
+    assert connection is not None
+    pages = connection.execute("PRAGMA page_count").fetchone()[0]
+    connection.execute(f"PRAGMA max_page_count = {pages}")
+    for cumulative in range(2, 1002):
+        await storage.put(trade(cumulative))
+    await asyncio.wait_for(storage.close(flush_timeout_seconds=0.5), timeout=20)
+    assert metrics.counter(catalog.STORAGE_WRITE_ERRORS)._value.get() >= 1
