@@ -72,28 +72,32 @@ def main(args: argparse.Namespace) -> int:
 
 
 async def _up(stack: NativeStack, *, detach: bool) -> int:
-    await stack.start()
-    print(f"prometheus   {stack.prometheus_url}")
-    print(f"alertmanager {stack.alertmanager_url}")
-    print(f"data         {stack.data_dir}", flush=True)
-    if detach:
-        pids = stack.detach()
-        print(
-            f"detached: pids {pids['prometheus']} {pids['alertmanager']}; stop with "
-            f"`observer stack down --data-dir {stack.data_dir}`",
-            flush=True,
-        )
-        return 0
+    # Handlers first, so SIGTERM right after the URLs are printed still stops cleanly.
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    detached = False
     try:
+        await stack.start()
+        print(f"prometheus   {stack.prometheus_url}")
+        print(f"alertmanager {stack.alertmanager_url}")
+        print(f"data         {stack.data_dir}", flush=True)
+        if detach:
+            pids = stack.detach()
+            detached = True
+            print(
+                f"detached: pids {pids['prometheus']} {pids['alertmanager']}; stop with "
+                f"`observer stack down --data-dir {stack.data_dir}`",
+                flush=True,
+            )
+            return 0
         print("running; Ctrl-C stops both", file=sys.stderr, flush=True)
         await stop.wait()
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
-        await stack.stop()
+        if not detached:
+            await stack.stop()
     print("stopped", flush=True)
     return 0

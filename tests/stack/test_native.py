@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
@@ -15,26 +15,22 @@ import yaml
 from observer.stack import files as stack_files
 from observer.stack import layout
 from observer.stack.native import Binaries, NativeStack, StackError, binaries_available
-from tests.stack.poll import until
 
 pytestmark = pytest.mark.skipif(not binaries_available(), reason="Debian binaries not installed")
 
-# Until the rules package writes alertmanager/alertmanager.yml, a minimal valid one.
-MINIMAL_ALERTMANAGER = 'route:\n  receiver: "null"\nreceivers:\n  - name: "null"\n'
+NAMES = ("prometheus", "alertmanager")
 
 
 def _files() -> dict[str, str]:
-    files = stack_files.render_files()
-    files.setdefault(layout.ALERTMANAGER_CONFIG, MINIMAL_ALERTMANAGER)
-    return files
+    return stack_files.render_files()
 
 
-async def _listed(url: str, key: str) -> list[dict[str, Any]] | None:
-    """The non-empty list under data.<key> of a Prometheus API answer, or None."""
+async def _loaded_config(prometheus_url: str) -> str:
+    url = f"{prometheus_url}/api/v1/status/config"
     async with aiohttp.ClientSession() as http, http.get(url) as response:
         assert response.status == 200
-        items: list[dict[str, Any]] = (await response.json())["data"][key]
-        return items or None
+        text: str = (await response.json())["data"]["yaml"]
+        return text
 
 
 async def test_both_start_ready_with_rewritten_targets_and_stop(tmp_path: Path) -> None:
@@ -42,22 +38,22 @@ async def test_both_start_ready_with_rewritten_targets_and_stop(tmp_path: Path) 
     async with NativeStack(_files(), observer_target="127.0.0.1:1", data_dir=data_dir) as stack:
         assert (data_dir / "prometheus.pid").is_file()
         assert (data_dir / "alertmanager.pid").is_file()
-        active = await until(
-            lambda: _listed(f"{stack.prometheus_url}/api/v1/targets", "activeTargets"),
-            timeout_seconds=20,
-            what="the observer target listed",
-        )
-        assert [target["labels"]["job"] for target in active] == ["observer"]
-        assert active[0]["scrapeUrl"] == "http://127.0.0.1:1/metrics"
-        managers = await until(
-            lambda: _listed(f"{stack.prometheus_url}/api/v1/alertmanagers", "activeAlertmanagers"),
-            timeout_seconds=20,
-            what="the Alertmanager listed",
-        )
-        assert [item["url"] for item in managers] == [f"{stack.alertmanager_url}/api/v2/alerts"]
+        # The configuration Prometheus loaded (target discovery itself takes seconds).
+        loaded = yaml.safe_load(await _loaded_config(stack.prometheus_url))
+        (job,) = loaded["scrape_configs"]
+        assert job["job_name"] == "observer"
+        assert job["static_configs"] == [{"targets": ["127.0.0.1:1"]}]
+        config = yaml.safe_load((data_dir / "prometheus.yml").read_text())
+        (manager,) = config["alerting"]["alertmanagers"]
+        assert manager["static_configs"] == [{"targets": [stack.alertmanager_url[7:]]}]
+        assert _all_files(config["rule_files"])
         pid = int((data_dir / "prometheus.pid").read_text())
     assert not (data_dir / "prometheus.pid").exists()
     assert _gone(pid)
+
+
+def _all_files(paths: list[str]) -> bool:
+    return bool(paths) and all(Path(path).is_file() for path in paths)
 
 
 def _gone(pid: int) -> bool:
@@ -106,7 +102,7 @@ def test_stack_up_detached_then_down(tmp_path: Path) -> None:
     assert up.returncode == 0, up.stderr
     lines = dict(line.split(maxsplit=1) for line in up.stdout.splitlines()[:3])
     assert lines["prometheus"].startswith("http://127.0.0.1:")
-    pids = [int((data_dir / f"{name}.pid").read_text()) for name in ("prometheus", "alertmanager")]
+    pids = [int((data_dir / f"{name}.pid").read_text()) for name in NAMES]
     assert all(Path(f"/proc/{pid}").exists() for pid in pids)
     state = yaml.safe_load((data_dir / "stack.json").read_text())
     assert state["prometheus_url"] == lines["prometheus"]
@@ -122,3 +118,31 @@ def test_stack_up_detached_then_down(tmp_path: Path) -> None:
 
 def _exists(pid: int) -> bool:
     return Path(f"/proc/{pid}").exists()
+
+
+def test_stack_up_in_the_foreground_stops_both_on_sigterm(tmp_path: Path) -> None:
+    generated = tmp_path / "generated"
+    stack_files.write_files(_files(), generated)
+    data_dir = tmp_path / "stack"
+    env = {**os.environ, "PYTHONWARNINGS": "ignore::ResourceWarning"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "observer", "stack", "up", "--generated", str(generated),
+         "--data-dir", str(data_dir), "--prometheus-port", "0", "--alertmanager-port", "0",
+         "--observer", "127.0.0.1:1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        lines = [process.stdout.readline() for _ in range(3)]  # blocks until they are printed
+        assert lines[0].startswith("prometheus   http://127.0.0.1:"), lines
+        pids = [int((data_dir / f"{name}.pid").read_text()) for name in NAMES]
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, err
+    assert out.strip().endswith("stopped")
+    assert all(_gone(pid) for pid in pids)
+    assert not (data_dir / "prometheus.pid").exists()
