@@ -7,16 +7,21 @@ from its last frame; a registered symbol silent for longer than
 ``track_b.silent_symbol_seconds`` opens one too. An open gap closes on the
 symbol's first record after it, which bounds it in time (``start`` = when the
 last good record arrived, ``end`` = when the first one after arrived) and in
-cumulative volume (what backfill must find). Severity comes from
+cumulative volume (what backfill must find). After a restart the detector
+is told each symbol's last stored trade (``resume``): the downtime is then a
+``session_drop`` gap from that trade, closed by the symbol's first record like
+any other. Severity comes from
 ``observer.severity.severity_for`` (low / medium / high by duration, see
 docs/gaps.md). Times are the caller's clock, in Unix seconds.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, replace
 
 from observer.config import GapSettings
+from observer.market import KST
 from observer.records import Gap, GapCause, Recovery, Track, Trade
 from observer.severity import severity_for
 
@@ -57,6 +62,13 @@ class _Open:
     cause: GapCause
     start: float
     since_time: str | None
+    carried: bool = False  # opened from the store after a restart, not by this session
+
+
+def exchange_timestamp(business_date: str, hhmmss: str) -> float:
+    """Unix seconds of an exchange time (``BSOP_DATE`` + ``STCK_CNTG_HOUR``, KST)."""
+    moment = dt.datetime.strptime(business_date + hhmmss, "%Y%m%d%H%M%S")
+    return moment.replace(tzinfo=KST).timestamp()
 
 
 @dataclass(slots=True)
@@ -84,6 +96,25 @@ class TrackBGapDetector:
     def registered(self, symbol: str, now: float) -> None:
         """Start watching ``symbol``; its silence is measured from ``now``."""
         self._symbols.setdefault(symbol, _Symbol(watched_from=now))
+
+    def resume(self, symbol: str, last: Trade, now: float) -> bool:
+        """Carry ``symbol``'s last stored trade (``last``) over a restart.
+
+        The process ended with its session, so a ``session_drop`` gap is open
+        from ``last`` (its start is ``last``'s exchange time, at most ``now``:
+        the store keeps no arrival time) and the symbol's first record closes
+        it with the exact missing volume. A record of another business day
+        drops it instead (the chain restarts). Only a watched symbol without a
+        record yet is resumed; answers whether it was.
+        """
+        state = self._symbols.get(symbol)
+        if state is None or state.seen is not None:
+            return False
+        start = min(exchange_timestamp(last.business_date, last.time), now)
+        state.seen = _Seen(last.business_date, last.time, last.cumulative_volume, start)
+        if state.open is None:
+            state.open = _Open(GapCause.SESSION_DROP, start, last.time, carried=True)
+        return True
 
     def unregistered(self, symbol: str, now: float) -> GapWindow | None:
         """Stop watching ``symbol``; an open gap is closed at ``now`` without an upper bound."""
@@ -160,6 +191,8 @@ class TrackBGapDetector:
                 return None
         else:
             seen = None
+            if state.open is not None and state.open.carried:
+                state.open = None  # carried from another business day: nothing to bound
         if trade.business_date != self._latest_date:
             self._latest_date, self._latest_time = trade.business_date, None
         if self._latest_time is None or trade.time > self._latest_time:

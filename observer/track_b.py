@@ -7,6 +7,13 @@ counted, stored (recovery ``pending``), then backfilled and stored again with
 its recovery. Collaborators are injected: the approval-key provider and the
 page fetcher (``KisClient`` methods), the record sink (``Storage``), the
 registry, the market-open predicate and the clocks.
+
+After a restart the session that ended with the process is a hole like any
+session drop: ``run()`` first reads each symbol's last stored trade
+(``last_trades``, ``Storage.last_trades``) and a symbol registered again is
+resumed from it (``TrackBGapDetector.resume``), so its first record reveals
+the downtime as a ``session_drop`` gap with the exact missing volume, stored
+and backfilled like any other.
 """
 
 from __future__ import annotations
@@ -17,13 +24,14 @@ import math
 import random
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Protocol
 
 from exporter import catalog
 from exporter.registry import Metrics
 from observer.backfill import DEFAULT_MAX_PAGES, Backfiller, PageFetcher, RecordSink
 from observer.config import GapSettings, TrackBSettings
+from observer.errors import ObserverError
 from observer.gaps import GapWindow, TrackBGapDetector
 from observer.kis.frames import ControlReply, FrameError
 from observer.kis.ws import ApprovalKeyProvider, MarketOpen, TrackBSession
@@ -68,6 +76,10 @@ class Burst:
         return len(self._times)
 
 
+LastTrades = Callable[[], Awaitable[Mapping[str, Trade]]]
+"""``async () -> {symbol: its latest stored trade}`` (``Storage.last_trades``)."""
+
+
 def _always_open() -> bool:
     return True
 
@@ -92,8 +104,11 @@ class TrackB:
         max_backfill_pages: int = DEFAULT_MAX_PAGES,
         on_gap: Callable[[Gap], None] | None = None,
         reporter: Reporter | None = None,
+        last_trades: LastTrades | None = None,
     ) -> None:
         self._settings = track_b
+        self._last_trades = last_trades
+        self._resume_points: dict[str, Trade] = {}  # loaded at start, each used once
         self._sink = sink
         self._metrics = metrics
         self._market_open = market_open
@@ -144,6 +159,7 @@ class TrackB:
             self._unwatch(claim.evicted, now)
         if claim.outcome in (ClaimOutcome.CLAIMED, ClaimOutcome.EVICTED_OTHER):
             self.detector.registered(trigger.symbol, now)
+            self._resume(trigger.symbol, now)
             self.session.register(trigger.symbol)
         self._metrics.gauge(catalog.TRACK_B_SLOTS_ALLOCATED).set(self.table.allocated)
         return claim.outcome
@@ -171,10 +187,39 @@ class TrackB:
         if not self._settings.enabled:
             log.info("track B disabled")
             return
+        await self._load_resume_points()  # before the session: no record can come first
         async with asyncio.TaskGroup() as group:
             group.create_task(self.session.run(), name="track-b-session")
             group.create_task(self._check_silent_forever(), name="track-b-silent")
             group.create_task(self._backfill_forever(), name="track-b-backfill")
+
+    async def _load_resume_points(self) -> None:
+        if self._last_trades is None:
+            return
+        try:
+            self._resume_points = dict(await self._last_trades())
+        except ObserverError as exc:
+            log.error("last stored trades unreadable, no resume after restart: %s", exc)
+            return
+        now = self._clock()
+        for symbol in self.detector.watched():  # registered while the points were loading
+            self._resume(symbol, now)
+        log.info("resume points loaded symbols=%d", len(self._resume_points))
+
+    def _resume(self, symbol: str, now: float) -> None:
+        """Tell the detector ``symbol``'s last stored trade, on its first registration only.
+
+        Later registrations in this process start afresh (a stretch without a
+        slot is not a hole in Track B's data).
+        """
+        last = self._resume_points.pop(symbol, None)
+        if last is not None and self.detector.resume(symbol, last, now):
+            log.info(
+                "resumed symbol=%s business_date=%s cumulative=%d",
+                symbol,
+                last.business_date,
+                last.cumulative_volume,
+            )
 
     def backfill_idle(self) -> bool:
         """No gap waits for or is in backfill (tests poll this)."""
@@ -208,11 +253,14 @@ class TrackB:
         windows = [w for t in trades if (w := self.detector.observe(t, now)) is not None]
         self._observe_detection(started)
         self._gaps_in_flight += len(windows)
-        for trade in trades:
-            await self._sink.put(trade)
+        # Gaps first: a process killed between the two commits leaves a gap record
+        # (pending) for every hole below the last stored trade, never a silent hole.
         for window in windows:
             self._count_gap(window)
             await self._sink.put(window.gap)
+        for trade in trades:
+            await self._sink.put(trade)
+        for window in windows:
             self._pending.put_nowait(window)
 
     def on_malformed(self, error: FrameError) -> None:

@@ -1,0 +1,116 @@
+"""After a restart: the last stored trade of each symbol, from the store and in the gap rules."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from exporter.registry import Metrics, new_registry
+from observer.config import GapSettings, StorageSettings
+from observer.gaps import TrackBGapDetector, exchange_timestamp
+from observer.records import GapCause, Severity
+from observer.storage import Storage, StorageReader
+from tests.track_b.frames_util import trade
+
+GAPS = GapSettings(medium_after_seconds=60, high_after_seconds=300)
+LAST = trade(volume=10, cumulative=1_000, time="093000")  # 2026-11-24 09:30:00 KST
+LAST_AT = exchange_timestamp("20261124", "093000")
+RESTARTED_AT = LAST_AT + 90.0  # the new process registers the symbol 90 s later
+
+
+def resumed(symbol: str = "005930") -> TrackBGapDetector:
+    d = TrackBGapDetector(GAPS, silent_after_seconds=30.0)
+    d.registered(symbol, RESTARTED_AT)
+    assert d.resume(symbol, LAST, RESTARTED_AT)
+    return d
+
+
+def test_exchange_time_is_kst() -> None:
+    utc = dt.datetime(2026, 11, 24, 0, 30, tzinfo=dt.UTC)  # 09:30 KST is 00:30 UTC
+    assert exchange_timestamp("20261124", "093000") == utc.timestamp() == 1_795_480_200.0
+
+
+def test_first_record_after_a_restart_reveals_the_downtime_with_its_exact_volume() -> None:
+    d = resumed()
+    assert d.open_gaps() == {"005930": GapCause.SESSION_DROP}
+    assert d.last_cumulative("005930") == 1_000
+    window = d.observe(trade(volume=5, cumulative=1_130, time="093200"), RESTARTED_AT + 2.0)
+    assert window is not None
+    gap = window.gap
+    assert gap.cause is GapCause.SESSION_DROP
+    assert gap.missing_volume == 125  # 1130 - 5 - 1000
+    assert (gap.start, gap.end) == (LAST_AT, RESTARTED_AT + 2.0)
+    assert gap.severity is Severity.MEDIUM  # 92 s
+    assert (window.business_date, window.after_cumulative, window.upto_cumulative) == (
+        "20261124",
+        1_000,
+        1_125,
+    )
+    assert (window.before_time, window.since_time) == ("093200", "093000")
+    assert d.open_gaps() == {}
+    # The chain goes on from the new record: the next continuous one is no gap.
+    assert d.observe(trade(volume=7, cumulative=1_137), RESTARTED_AT + 3.0) is None
+
+
+def test_nothing_missed_over_the_restart_closes_with_zero_volume() -> None:
+    d = resumed()
+    window = d.observe(trade(volume=4, cumulative=1_004, time="093100"), RESTARTED_AT + 1.0)
+    assert window is not None and window.gap.missing_volume == 0
+
+
+def test_repeats_of_stored_trades_keep_the_gap_open() -> None:
+    d = resumed()
+    assert d.observe(trade(volume=10, cumulative=1_000), RESTARTED_AT + 1.0) is None
+    assert d.open_gaps() == {"005930": GapCause.SESSION_DROP}
+
+
+def test_a_record_of_another_business_day_drops_the_carried_gap() -> None:
+    d = resumed()
+    assert d.observe(trade(volume=5, cumulative=5, date="20261125"), RESTARTED_AT + 1.0) is None
+    assert d.open_gaps() == {}
+
+
+def test_only_a_watched_symbol_without_a_record_is_resumed() -> None:
+    d = TrackBGapDetector(GAPS, silent_after_seconds=30.0)
+    assert not d.resume("005930", LAST, RESTARTED_AT)  # not registered
+    d.registered("005930", RESTARTED_AT)
+    d.observe(trade(volume=1, cumulative=2_000), RESTARTED_AT + 1.0)
+    assert not d.resume("005930", LAST, RESTARTED_AT + 2.0)  # a newer record is known
+    assert d.last_cumulative("005930") == 2_000 and d.open_gaps() == {}
+
+
+def test_start_is_never_after_the_registration() -> None:
+    d = TrackBGapDetector(GAPS, silent_after_seconds=30.0)
+    d.registered("005930", LAST_AT - 10.0)  # a clock behind the exchange's
+    assert d.resume("005930", LAST, LAST_AT - 10.0)
+    window = d.observe(trade(volume=1, cumulative=1_002, time="093001"), LAST_AT - 9.0)
+    assert window is not None and window.gap.start == LAST_AT - 10.0
+
+
+def test_silence_after_a_restart_is_measured_from_the_registration() -> None:
+    d = resumed()
+    assert d.last_activity("005930") == RESTARTED_AT
+    assert d.check_silent(RESTARTED_AT + 29.0) == 0
+
+
+async def test_storage_answers_each_symbols_latest_trade(tmp_path: Path) -> None:
+    database = tmp_path / "observer.sqlite"
+    settings = StorageSettings(path=database, flush_interval_seconds=0.01)
+    metrics = Metrics(new_registry(), version="test")
+    rows = [
+        trade("005930", volume=5, cumulative=500, date="20261124"),
+        trade("005930", volume=9, cumulative=90, time="090001", date="20261125"),
+        trade("005930", volume=1, cumulative=81, time="090000", date="20261125"),
+        trade("000660", volume=3, cumulative=300, date="20261124"),
+        trade("000660", volume=2, cumulative=302, time="093016", date="20261124"),
+    ]
+    async with Storage(database, settings, metrics=metrics) as storage:
+        assert await storage.last_trades() == {}
+        for row in rows:
+            await storage.put(row)
+        await storage.flush()
+        latest = await storage.last_trades()
+        assert latest == {"005930": rows[1], "000660": rows[4]}
+        assert await storage.last_trades(["000660", "035720"]) == {"000660": rows[4]}
+    with StorageReader(database) as reader:
+        assert reader.last_trades() == latest
