@@ -8,6 +8,10 @@ when that volume is unknown. Rows inside the gap are de-duplicated by
 ``Trade.key`` and stored once; the gap is stored again with its recovery:
 ``full`` when the recovered volume equals the missing volume, ``partial``
 when some was found, ``none`` otherwise. Values are never invented.
+
+Each fill is traced as ``track_b.backfill`` (``observer.tracking.trace_operation``:
+a transaction when Sentry tracing is on, a no-op otherwise) with the gap's
+symbol, cause, business date, volume window and, at the end, its recovery.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from exporter.registry import Metrics
 from observer.errors import ObserverError
 from observer.gaps import GapWindow
 from observer.records import Gap, Recovery, Trade
+from observer.tracking import trace_operation
 
 log = logging.getLogger(__name__)
 
@@ -131,14 +136,29 @@ class Backfiller:
 
         Cancellation stops paging; rows already stored stay stored.
         """
-        progress = _Progress(rows={})
-        if self._needs_rows(window):
-            await self._page(window, progress)
-        recovery = judge(window, progress.rows.values(), covered=progress.covered)
-        for trade in sorted(progress.rows.values(), key=lambda t: t.cumulative_volume):
-            await self._sink.put(replace(trade, source="backfill"))
-        filled = window.with_recovery(recovery)
-        await self._sink.put(filled.gap)
+        gap = window.gap
+        async with trace_operation(
+            "backfill",
+            "track_b.backfill",
+            symbol=gap.symbol,
+            cause=gap.cause.value,
+            severity=gap.severity.value,
+            business_date=window.business_date,
+            after_cumulative=window.after_cumulative,
+            upto_cumulative=window.upto_cumulative,
+            missing_volume=gap.missing_volume,
+        ) as span:
+            progress = _Progress(rows={})
+            if self._needs_rows(window):
+                await self._page(window, progress)
+            recovery = judge(window, progress.rows.values(), covered=progress.covered)
+            for trade in sorted(progress.rows.values(), key=lambda t: t.cumulative_volume):
+                await self._sink.put(replace(trade, source="backfill"))
+            filled = window.with_recovery(recovery)
+            await self._sink.put(filled.gap)
+            if span is not None:
+                span.set_data("rows", len(progress.rows))
+                span.set_data("recovery", recovery.value)
         self._metrics.counter(catalog.GAP_BACKFILLS).labels(recovery.value).inc()
         log.info(
             "gap backfilled symbol=%s cause=%s missing_volume=%s rows=%d recovery=%s",
