@@ -35,6 +35,7 @@ class Observation:
     severity: str
     fired_after_seconds: float
     resolved_after_seconds: float
+    also_firing: tuple[str, ...]  # alerts that appeared with it, not active before the fault
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
@@ -48,11 +49,11 @@ async def observations() -> AsyncIterator[list[Observation]]:
 
 def _write_report(path: Path, found: list[Observation]) -> None:
     lines = [
-        "| fault | alert | severity | time to fire | time to resolve after the fault |",
-        "|---|---|---|---|---|",
+        "| fault | alert | severity | time to fire | time to resolve | also firing |",
+        "|---|---|---|---|---|---|",
         *(
             f"| {o.fault} | `{o.alert}` | {o.severity} | {o.fired_after_seconds:.1f} s "
-            f"| {o.resolved_after_seconds:.1f} s |"
+            f"| {o.resolved_after_seconds:.1f} s | {', '.join(o.also_firing) or '-'} |"
             for o in found
         ),
     ]
@@ -86,6 +87,7 @@ async def fault_to_alert(
         timeout_seconds=resolve_timeout_seconds,
         what=f"{alert} not active before the fault",
     )
+    before = await world.api.alert_names()
     began = time.monotonic()
     await start()
     item = await until(
@@ -94,6 +96,7 @@ async def fault_to_alert(
         what=f"{alert} in Alertmanager after {fault}",
     )
     fired = time.monotonic() - began
+    also = tuple(sorted(await world.api.alert_names() - before - {alert}))
     await end()
     ended = time.monotonic()
     await until(
@@ -101,7 +104,8 @@ async def fault_to_alert(
         timeout_seconds=resolve_timeout_seconds,
         what=f"{alert} resolved after {fault} ended",
     )
-    return Observation(fault, alert, item["labels"]["severity"], fired, time.monotonic() - ended)
+    resolved = time.monotonic() - ended
+    return Observation(fault, alert, item["labels"]["severity"], fired, resolved, also)
 
 
 async def _exporter_value(world: World, name: str, **labels: str) -> float:
