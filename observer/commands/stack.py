@@ -34,8 +34,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="use a folder written by `observer generate` (default: render the files now)",
     )
-    up.add_argument("--prometheus-port", type=int, default=layout.PROMETHEUS_PORT, metavar="N")
-    up.add_argument("--alertmanager-port", type=int, default=layout.ALERTMANAGER_PORT, metavar="N")
+    up.add_argument(
+        "--prometheus-port",
+        type=int,
+        default=layout.PROMETHEUS_PORT,
+        metavar="N",
+        help=f"default {layout.PROMETHEUS_PORT}; 0 picks a free port",
+    )
+    up.add_argument(
+        "--alertmanager-port",
+        type=int,
+        default=layout.ALERTMANAGER_PORT,
+        metavar="N",
+        help=f"default {layout.ALERTMANAGER_PORT}; 0 picks a free port",
+    )
     up.add_argument("--host", default="127.0.0.1", help="address both bind (default: loopback)")
     up.add_argument(
         "--detach", action="store_true", help="leave them running; stop with `stack down`"
