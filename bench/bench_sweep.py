@@ -108,6 +108,7 @@ async def bench(args: argparse.Namespace) -> int:
             detector=TriggerDetector(TrackBSettings()),
             metrics=metrics,
             concurrency=track_a_concurrency(args.rate),
+            in_flight=limiter.calls_in_flight_needed,
         )
         results = []
         for _ in range(args.sweeps):
@@ -119,6 +120,14 @@ async def bench(args: argparse.Namespace) -> int:
         await db.flush()
         memory = rss_mib()
         final_margin_ms = limiter.schedule.safety * 1000
+        collection = (
+            metrics.registry.get_sample_value("observer_track_a_collection_duration_seconds_sum")
+            or 0.0
+        )
+        collected = (
+            metrics.registry.get_sample_value("observer_track_a_collection_duration_seconds_count")
+            or 1.0
+        )
         stats = await sim_json(http, rest_url + "/sim/stats")
 
     floor = len(universe) / args.rate
@@ -137,6 +146,10 @@ async def bench(args: argparse.Namespace) -> int:
         f"  EGW00201 answers from the simulator: {stats['rejections']['EGW00201']} "
         f"(safety margin {args.safety_ms:g} ms at start, {final_margin_ms:g} ms at the end; "
         f"back-off {args.backoff_seconds:g} s)"
+    )
+    print(
+        f"  collection time per snapshot, limiter wait included: "
+        f"mean {collection / collected * 1000:.0f} ms"
     )
     print(f"  Observer RSS after the sweeps: {memory:.1f} MiB")
     return 1 if stats["rejections"]["EGW00201"] else 0

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import heapq
+import itertools
 import math
 import time
 from collections import deque
@@ -36,6 +37,8 @@ DEFAULT_SAFETY_SECONDS = 0.002
 MAX_SAFETY_SECONDS = 0.1
 MARGIN_DECAY_SECONDS = 300.0
 RTT_HISTORY = 100  # round trips whose fastest is the reference (5 s of calls at 20/s)
+RECENT_ROUND_TRIPS = 20  # the slowest of these sizes how many calls are kept in flight
+IN_FLIGHT_HEADROOM_SECONDS = 0.1
 
 
 class Grant:
@@ -119,6 +122,12 @@ class WindowSchedule:
         self._grants.append(granted)
         return granted
 
+    def slowest_recent_round_trip(self, count: int = RECENT_ROUND_TRIPS) -> float | None:
+        """The slowest of the last ``count`` round trips, None before any is known."""
+        if not self._round_trips:
+            return None
+        return max(itertools.islice(reversed(self._round_trips), count))
+
     @staticmethod
     def mark_sent(grant: Grant, at: float) -> None:
         """The granted request left at ``at``; it is in flight until ``mark_answered``."""
@@ -196,6 +205,17 @@ class RateLimiter:
     @property
     def rate(self) -> float:
         return self.schedule.rate
+
+    def calls_in_flight_needed(self, headroom_seconds: float = IN_FLIGHT_HEADROOM_SECONDS) -> int:
+        """Calls to keep in flight so that one is always waiting when the next grant is due.
+
+        ``rate × (slowest recent round trip + headroom) + 2``; more would only wait in
+        the queue (and count as collection time). Without round trips known yet
+        (no send-time tracing), ``rate × 1 s + 2``.
+        """
+        slowest = self.schedule.slowest_recent_round_trip()
+        seconds = 1.0 if slowest is None else slowest + headroom_seconds
+        return math.ceil(self.rate * seconds - 1e-9) + 2
 
     def queue_depth(self, lane: str | None = None) -> int:
         if lane is not None:

@@ -167,6 +167,7 @@ def build_track_a(context: Context) -> TrackA:
         detector=TriggerDetector(settings.track_b),
         metrics=context.metrics,
         concurrency=track_a_concurrency(context.limiter.rate),
+        in_flight=context.limiter.calls_in_flight_needed,
         on_trigger=context.triggers.publish,
         on_gap=context.report_gap,
         readiness=context.readiness,

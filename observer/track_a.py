@@ -1,7 +1,9 @@
 """Track A: continuous current-price sweeps over the universe at the limiter's pace.
 
 Each sweep asks every symbol once, with enough calls in flight that the
-limiter never waits on the network (``concurrency`` ≈ rate × 1 s of latency).
+limiter never waits on the network, and no more: ``in_flight()`` (the limiter's
+``calls_in_flight_needed``: rate × the slowest recent round trip plus headroom)
+bounds them, so a call's limiter wait, part of its collection time, stays short.
 Symbols whose call failed with a retryable error are asked again at the end of
 the sweep, up to ``track_a.retries`` more passes; those still missing count in
 ``observer_track_a_snapshots_failed_total``.
@@ -115,6 +117,25 @@ class MarketHours:
         self._fetched_day = day
 
 
+class _InFlight:
+    """At most ``limit()`` holders at once; the limit is read again at every entry."""
+
+    def __init__(self, limit: Callable[[], int]) -> None:
+        self._limit = limit
+        self._active = 0
+        self._changed = asyncio.Condition()
+
+    async def __aenter__(self) -> None:
+        async with self._changed:
+            await self._changed.wait_for(lambda: self._active < max(1, self._limit()))
+            self._active += 1
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        async with self._changed:
+            self._active -= 1
+            self._changed.notify()
+
+
 @dataclass(frozen=True, slots=True)
 class SweepResult:
     symbols: int
@@ -142,6 +163,7 @@ class TrackA:
         detector: TriggerDetector,
         metrics: Metrics,
         concurrency: int,
+        in_flight: Callable[[], int] | None = None,
         on_trigger: Callable[[Trigger], None] = lambda trigger: None,
         on_gap: Callable[[Gap], None] = lambda gap: None,
         readiness: Readiness | None = None,
@@ -156,6 +178,7 @@ class TrackA:
         self._detector = detector
         self._metrics = metrics
         self._concurrency = max(1, concurrency)
+        self._in_flight_limit = in_flight or (lambda: self._concurrency)
         self._on_trigger = on_trigger
         self._on_gap = on_gap
         self._readiness = readiness
@@ -211,12 +234,16 @@ class TrackA:
         """One pass over ``symbols``; returns those to ask again."""
         queue = deque(symbols)
         retry: list[str] = []
+        gate = _InFlight(lambda: min(self._concurrency, self._in_flight_limit()))
 
         async def worker() -> None:
             while queue:
-                symbol = queue.popleft()
-                if not await self._collect(symbol, check_freshness):
-                    retry.append(symbol)
+                async with gate:
+                    if not queue:
+                        break
+                    symbol = queue.popleft()
+                    if not await self._collect(symbol, check_freshness):
+                        retry.append(symbol)
 
         async with asyncio.TaskGroup() as group:
             for _ in range(min(self._concurrency, len(symbols))):

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from exporter.registry import Metrics
 from observer.config import GapSettings, TrackASettings, TrackBSettings
+from observer.limiter import RateLimiter
 from observer.records import Gap, GapCause, Recovery, Severity, Snapshot, Track
 from observer.track_a import MarketHours, TrackA, stale_snapshot_gap
 from observer.triggers import TriggerDetector
@@ -89,3 +92,49 @@ def test_stale_gap_rule_at_the_cadence() -> None:
     assert gap is not None and gap.severity is Severity.HIGH
     low = stale_snapshot_gap("x", 0.0, 30.0, cadence_seconds=10.0, gaps=gaps)
     assert low is not None and low.severity is Severity.LOW
+
+
+class SlowExchange(Exchange):
+    def __init__(self, clocks: Clocks) -> None:
+        super().__init__(clocks)
+        self.active = 0
+        self.most = 0
+
+    async def inquire_price(self, symbol: str, *, lane: str = "sweep") -> Snapshot:
+        self.active += 1
+        self.most = max(self.most, self.active)
+        await asyncio.sleep(0.005)
+        self.active -= 1
+        return await super().inquire_price(symbol, lane=lane)
+
+
+async def test_calls_in_flight_follow_the_limit(metrics: Metrics) -> None:
+    clocks, sink = Clocks(), Sink()
+    universe = Universe(metrics)
+    universe.replace([f"{n:06d}" for n in range(40)])
+    exchange = SlowExchange(clocks)
+    sweeper = TrackA(
+        client=exchange,
+        universe=universe,
+        storage=sink,
+        market=MarketHours(metrics, forced_open=True),
+        settings=TrackASettings(),
+        gaps=GapSettings(),
+        detector=TriggerDetector(TrackBSettings()),
+        metrics=metrics,
+        concurrency=20,
+        in_flight=lambda: 3,
+    )
+    result = await sweeper.sweep()
+    assert result.collected == 40 and exchange.most == 3
+
+
+def test_in_flight_need_follows_the_round_trips() -> None:
+    limiter = RateLimiter(20.0)
+    assert limiter.calls_in_flight_needed() == 22  # nothing measured yet: a second's worth
+    schedule = limiter.schedule
+    grant = schedule.grant(0.0)
+    assert grant is not None
+    schedule.mark_sent(grant, 0.0)
+    schedule.mark_answered(grant, 0.2)  # a 200 ms round trip
+    assert limiter.calls_in_flight_needed() == 8  # 20/s × (0.2 + 0.1) s + 2
