@@ -212,6 +212,9 @@ class NativeStack:
             process = ManagedProcess(name, argv(port), self.data_dir / f"{name}.log")
             process.start()
             self._processes.append(process)
+            # Written at once, so `stack down` finds a process even if we die while it starts.
+            pid_file = self.data_dir / f"{name}.pid"
+            write_pid_file(pid_file, process.pid)
             url = _url(self._host, port)
             try:
                 await process.wait_ready(f"{url}/-/ready", self._ready_timeout_seconds)
@@ -219,9 +222,9 @@ class NativeStack:
                 if requested == 0 and process.address_in_use():
                     self._processes.remove(process)
                     await process.stop()
+                    pid_file.unlink(missing_ok=True)
                     continue
                 raise
-            write_pid_file(self.data_dir / f"{name}.pid", process.pid)
             return url
         raise StackError(f"{name}: no free port on {self._host} after {PORT_ATTEMPTS} attempts")
 

@@ -14,7 +14,13 @@ import yaml
 
 from observer.stack import files as stack_files
 from observer.stack import layout
-from observer.stack.native import Binaries, NativeStack, StackError, binaries_available
+from observer.stack.native import (
+    Binaries,
+    NativeStack,
+    StackError,
+    binaries_available,
+    stop_detached,
+)
 
 pytestmark = pytest.mark.skipif(not binaries_available(), reason="Debian binaries not installed")
 
@@ -93,6 +99,15 @@ def test_stack_up_detached_then_down(tmp_path: Path) -> None:
     data_dir = tmp_path / "stack"
     observer = [sys.executable, "-m", "observer"]
     env = {**os.environ, "PYTHONWARNINGS": "ignore::ResourceWarning"}
+    try:
+        _detached_up_then_down(observer, generated, data_dir, env)
+    finally:
+        stop_detached(data_dir)  # a safety net: whatever its pid files still name
+
+
+def _detached_up_then_down(
+    observer: list[str], generated: Path, data_dir: Path, env: dict[str, str]
+) -> None:
     up = subprocess.run(
         [*observer, "stack", "up", "--detach", "--generated", str(generated),
          "--data-dir", str(data_dir), "--prometheus-port", "0", "--alertmanager-port", "0",
@@ -142,6 +157,7 @@ def test_stack_up_in_the_foreground_stops_both_on_sigterm(tmp_path: Path) -> Non
         if process.poll() is None:
             process.kill()
             process.communicate()
+        stop_detached(data_dir)  # a safety net: whatever its pid files still name
     assert process.returncode == 0, err
     assert out.strip().endswith("stopped")
     assert all(_gone(pid) for pid in pids)
