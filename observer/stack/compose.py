@@ -37,8 +37,14 @@ def _wget(url: str) -> list[str]:
     return ["wget", "--quiet", "--spider", url]
 
 
-def _port(port: int) -> str:
-    return f"{port}:{port}"
+# Observer, Prometheus and Alertmanager answer without authentication: they are
+# published on the host's loopback only. Grafana asks for a password and is the
+# one UI meant to be reached from other machines.
+LOOPBACK = "127.0.0.1"
+
+
+def _port(port: int, *, host: str = LOOPBACK) -> str:
+    return f"{host}:{port}:{port}" if host else f"{port}:{port}"
 
 
 def observer_service() -> dict[str, Any]:
@@ -111,7 +117,7 @@ def grafana_service() -> dict[str, Any]:
             f"./{layout.GRAFANA_DASHBOARDS_DIR}:{layout.GRAFANA_DASHBOARDS_MOUNT}:ro",
             "grafana-data:/var/lib/grafana",
         ],
-        "ports": [_port(port)],
+        "ports": [_port(port, host="")],
         "depends_on": ["prometheus"],
         "restart": "unless-stopped",
         "healthcheck": _healthcheck(_wget(f"http://127.0.0.1:{port}/api/health")),

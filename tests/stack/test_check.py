@@ -68,7 +68,9 @@ def test_a_broken_rule_file_fails_the_tool_checks(generated: Path) -> None:
 def test_an_unpinned_image_and_an_extra_port_are_reported(generated: Path) -> None:
     path = generated / layout.COMPOSE_FILE
     text = path.read_text().replace("prom/alertmanager:v0.27.0", "prom/alertmanager:latest")
-    path.write_text(text.replace("- 9093:9093", "- 9093:9093\n    - 9094:9094"))
+    extra = text.replace("- 127.0.0.1:9093:9093", "- 127.0.0.1:9093:9093\n    - 9094:9094")
+    assert extra != text
+    path.write_text(extra)
     problems = checks.compose_shape(generated)
     assert any("not pinned" in line for line in problems), problems
     assert any("publishes 9094:9094" in line for line in problems), problems

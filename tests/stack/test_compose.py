@@ -61,7 +61,13 @@ def test_only_the_four_ui_and_api_ports_are_published(generated: Path) -> None:
     published = sorted(
         mapping for service in _services(generated).values() for mapping in service["ports"]
     )
-    assert published == ["3000:3000", "9090:9090", "9093:9093", "9464:9464"]
+    # Only Grafana, which asks for a password, listens beyond the host's loopback.
+    assert published == [
+        "127.0.0.1:9090:9090",
+        "127.0.0.1:9093:9093",
+        "127.0.0.1:9464:9464",
+        "3000:3000",
+    ]
 
 
 def test_images_are_pinned_and_observer_is_built_from_the_repository(generated: Path) -> None:
