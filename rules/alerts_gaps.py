@@ -24,7 +24,7 @@ def gap_alerts(params: RuleParams) -> tuple[AlertDefinition, ...]:
             rule=alert(
                 params,
                 "HighGapDetectionRate",
-                f"sum by ({BY}) (rate({selector(gaps, RULES)}[5m])) > 10",
+                f"sum by ({BY}) (rate({selector(gaps, RULES)}[{params.window(300)}])) > 10",
                 for_minutes=5,
                 severity="warning",
                 summary="Gaps are being found at more than ten a second.",
@@ -66,7 +66,7 @@ def gap_alerts(params: RuleParams) -> tuple[AlertDefinition, ...]:
             rule=alert(
                 params,
                 "HighSeverityGapsDetected",
-                f"sum by ({BY}) (increase({high}[15m])) > 0",
+                f"sum by ({BY}) (increase({high}[{params.window(900)}])) > 0",
                 for_minutes=5,
                 severity="critical",
                 summary="High-severity gaps were recorded in the last 15 minutes.",

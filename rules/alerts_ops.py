@@ -218,7 +218,7 @@ def _resources(params: RuleParams) -> tuple[AlertDefinition, ...]:
             rule=alert(
                 params,
                 "ObserverRestartLoop",
-                f"changes({start}[15m]) > 2",
+                f"changes({start}[{params.window(900)}]) > 2",
                 for_minutes=1,
                 severity="critical",
                 summary="Observer restarted more than twice in 15 minutes.",

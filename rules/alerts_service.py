@@ -13,6 +13,9 @@ from rules.promql import JOB, RULES, UP, recorded, selector
 
 # Error ratios need some traffic to mean anything: 0.1 calls/s is 30 calls in 5 minutes.
 TRAFFIC = f"on ({BY}) {recorded(rec.API_REQUEST_RATE, RULES)} >= 0.1"
+UP_SINCE_START = series(catalog.SYSTEM_UPTIME, "0+60x{n}")
+# Each start's first four minutes, long enough for any healthy case (40 minutes).
+RESTARTING = series(catalog.SYSTEM_UPTIME, " ".join(["0+60x4"] * 8))
 ERROR_RATIO_CHANGE = (
     "The ratio is the shared recorded series (failed over all requests, one counter, so it "
     "never exceeds 100 %) and needs at least 0.1 requests per second: one failed call on a "
@@ -66,13 +69,17 @@ def _error_ratio_alert(
 
 def _api(params: RuleParams) -> tuple[AlertDefinition, ...]:
     latency = catalog.API_REQUEST_DURATION
+    # The request rate is read over 5 minutes: until the process has been up that long,
+    # the window holds the start-up (token, master file, first sweep) and little else.
+    uptime = selector(catalog.SYSTEM_UPTIME, RULES)
+    warmed_up = f"on ({BY}) {uptime} > {params.window_seconds(300)}"
     return (
         _error_ratio_alert(params, "HighAPIErrorRate", 0.05, 5, ok=54, errors=6),
         AlertDefinition(
             rule=alert(
                 params,
                 "APIUnresponsive",
-                f"{recorded(rec.API_REQUEST_RATE, RULES)} < 1 and {OPEN}",
+                f"{recorded(rec.API_REQUEST_RATE, RULES)} < 1 and {OPEN} and {warmed_up}",
                 for_minutes=5,
                 severity="critical",
                 summary="Broker API requests nearly stopped while the market is open.",
@@ -84,7 +91,11 @@ def _api(params: RuleParams) -> tuple[AlertDefinition, ...]:
                 meaning="Fewer than one REST call a second completes during market hours: "
                 "calls hang, the limiter is paused, or the sweeps stopped.",
                 source_change="The source's floor of one request per second fired every "
-                "night; it is now gated on `observer_market_open == 1`.",
+                "night; it is now gated on `observer_market_open == 1`. It also fired in the "
+                "first seconds after a start, when the 5-minute rate window holds only the "
+                "start-up (token, master file) and no sweep yet: it now waits until "
+                "`observer_system_uptime_seconds` exceeds the window, so a restart does not "
+                "page (ObserverDown and ObserverRestartLoop cover restarts).",
                 actions=(
                     "Check the limiter queue depth and rejections (server back-off).",
                     "Check API latency: hanging calls show as a p99 at the time-out.",
@@ -93,15 +104,25 @@ def _api(params: RuleParams) -> tuple[AlertDefinition, ...]:
             firing=(
                 Firing(
                     name="0.5 calls a second once the market opens",
-                    inputs=(*api_requests(30, 0), OPENS_AT_10M),
+                    inputs=(*api_requests(30, 0), OPENS_AT_10M, UP_SINCE_START),
                     onset_seconds=600,
                     value=0.5,
                     labels=TARGET,
                 ),
             ),
             healthy=(
-                Healthy(name="market closed", inputs=(*api_requests(0, 0), CLOSED_ALL_DAY)),
-                Healthy(name="2 calls a second", inputs=(*api_requests(120, 0), OPEN_ALL_DAY)),
+                Healthy(
+                    name="market closed",
+                    inputs=(*api_requests(0, 0), CLOSED_ALL_DAY, UP_SINCE_START),
+                ),
+                Healthy(
+                    name="2 calls a second",
+                    inputs=(*api_requests(120, 0), OPEN_ALL_DAY, UP_SINCE_START),
+                ),
+                Healthy(
+                    name="restarted every 4 minutes, no calls yet",
+                    inputs=(*api_requests(0, 0), OPEN_ALL_DAY, RESTARTING),
+                ),
             ),
         ),
         AlertDefinition(

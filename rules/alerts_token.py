@@ -95,7 +95,7 @@ def token_alerts(params: RuleParams) -> tuple[AlertDefinition, ...]:
             rule=alert(
                 params,
                 "TokenRefreshFailure",
-                f"sum by ({BY}) (increase({failures}[30m])) > 0 "
+                f"sum by ({BY}) (increase({failures}[{params.window(1800)}])) > 0 "
                 f"and on ({BY}) {validity} < {REFRESH_OVERDUE_SECONDS}",
                 for_minutes=10,
                 severity="critical",

@@ -1,9 +1,10 @@
 """Generation parameters: the profile (default or e2e timings) and deployment facts.
 
-The default profile keeps every ``for`` as designed. The ``e2e`` profile makes
-the same alerts from the same builders fire in seconds: each minute of ``for``
-becomes a second, rule groups evaluate every second, and Alertmanager groups
-and repeats within seconds, so end-to-end tests see alerts fire quickly.
+The default profile keeps every ``for`` and range window as designed. The
+``e2e`` profile makes the same alerts from the same builders fire and resolve
+in seconds: each minute of ``for`` and of every range window (``[5m]`` holds
+5 s of 1 s scrapes, ``[15m]`` 15 s; at least 2 s) becomes a second, rule groups
+evaluate every second, and Alertmanager groups and repeats within seconds.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from observer.errors import ObserverError
+from rules.promql import duration
 
 # Where alerts go unless told otherwise: the conventional local webhook sink of the
 # Alertmanager examples. Replace it with the paging/chat integration of the deployment.
@@ -22,6 +24,8 @@ DEFAULT_MEMORY_LIMIT_BYTES = 1024**3
 # Runbook links are relative to the repository root; prefix with the repository's web URL
 # (e.g. "https://git.example.com/observer/blob/main/docs/runbook.md") when publishing.
 DEFAULT_RUNBOOK_BASE_URL = "docs/runbook.md"
+# A scaled range window still holds two samples of the e2e profile's 1 s scrapes.
+MIN_SCALED_RANGE_SECONDS = 2
 
 
 class ProfileError(ObserverError, ValueError):
@@ -34,6 +38,7 @@ class Profile:
 
     name: str
     for_divisor: int  # a rule's ``for`` in seconds is divided by this
+    range_divisor: int  # and so is every range window of its expression
     evaluation_interval_seconds: int | None  # None: Prometheus's global interval
     group_wait_seconds: int
     group_interval_seconds: int
@@ -46,10 +51,17 @@ class Profile:
             return 0
         return max(1, seconds // self.for_divisor)
 
+    def scaled_range(self, seconds: int) -> int:
+        """A range window's length under this profile: at least two 1 s scrapes when scaled."""
+        if self.range_divisor == 1:
+            return seconds
+        return max(MIN_SCALED_RANGE_SECONDS, seconds // self.range_divisor)
+
 
 DEFAULT = Profile(
     name="default",
     for_divisor=1,
+    range_divisor=1,
     evaluation_interval_seconds=None,
     group_wait_seconds=30,
     group_interval_seconds=300,
@@ -60,6 +72,7 @@ DEFAULT = Profile(
 E2E = Profile(
     name="e2e",
     for_divisor=60,
+    range_divisor=60,
     evaluation_interval_seconds=1,
     group_wait_seconds=1,
     group_interval_seconds=1,
@@ -87,6 +100,14 @@ class RuleParams:
 
     def for_(self, seconds: int) -> int:
         return self.profile.scaled_for(seconds)
+
+    def window_seconds(self, seconds: int) -> int:
+        """The length of a range window designed as ``seconds``, under the profile."""
+        return self.profile.scaled_range(seconds)
+
+    def window(self, seconds: int) -> str:
+        """A range window designed as ``seconds``, as a PromQL duration (``5m``, or ``5s``)."""
+        return duration(self.window_seconds(seconds))
 
     def runbook_url(self, alert: str) -> str:
         return f"{self.runbook_base_url}#{alert.lower()}"

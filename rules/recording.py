@@ -21,7 +21,7 @@ from rules.promql import (
 )
 
 BY = "job, instance"
-WINDOW = "5m"
+WINDOW_SECONDS = 300  # the window of every `rate5m` series (scaled by the profile)
 
 API_REQUEST_RATE = f"instance:{catalog.API_REQUESTS.family}:rate5m"
 API_ERROR_RATIO = f"instance:{catalog.API_REQUESTS.family}_errors:ratio_rate5m"
@@ -40,6 +40,7 @@ LIMITER_DELAY = (
 CPU_RATE = f"instance:{PROCESS_CPU.family}:rate5m"
 MEMORY_LIMIT_RATIO = f"instance:{PROCESS_RESIDENT_MEMORY.name}:ratio_of_limit"
 SLO_WINDOWS = ("5m", "30m", "1h", "6h")
+SLO_WINDOW_SECONDS = MappingProxyType({"5m": 300, "30m": 1800, "1h": 3600, "6h": 21600})
 FRESHNESS_STALE_RATIO = MappingProxyType(
     {
         window: f"instance:{catalog.TRACK_A_FRESHNESS_CHECKS.family}_stale:ratio_rate{window}"
@@ -57,14 +58,14 @@ LIMITER_QUANTILES = ("0.5", "0.99")
 LATENCY_ENDPOINTS = others(catalog.ENDPOINTS, "master_file")
 
 
-def _rate(expr: str, window: str = WINDOW) -> str:
-    return f"rate({expr}[{window}])"
+def _rate(params: RuleParams, expr: str, seconds: int = WINDOW_SECONDS) -> str:
+    return f"rate({expr}[{params.window(seconds)}])"
 
 
 def _quantiles(
-    record: str, quantiles: tuple[str, ...], bucket: str, by: str = BY
+    params: RuleParams, record: str, quantiles: tuple[str, ...], bucket: str, by: str = BY
 ) -> tuple[RecordingRule, ...]:
-    inner = f"sum by ({by}, le) ({_rate(bucket)})"
+    inner = f"sum by ({by}, le) ({_rate(params, bucket)})"
     return tuple(
         RecordingRule(
             record=record,
@@ -75,10 +76,11 @@ def _quantiles(
     )
 
 
-def _stale_ratio(window: str) -> RecordingRule:
+def _stale_ratio(params: RuleParams, window: str) -> RecordingRule:
     checks = catalog.TRACK_A_FRESHNESS_CHECKS
-    stale = _rate(selector(checks, RULES, result="stale"), window)
-    every = _rate(selector(checks, RULES), window)
+    seconds = SLO_WINDOW_SECONDS[window]
+    stale = _rate(params, selector(checks, RULES, result="stale"), seconds)
+    every = _rate(params, selector(checks, RULES), seconds)
     return RecordingRule(
         record=FRESHNESS_STALE_RATIO[window],
         expr=f"sum by ({BY}) ({stale}) / sum by ({BY}) ({every})",
@@ -87,48 +89,56 @@ def _stale_ratio(window: str) -> RecordingRule:
 
 def recording_rules(params: RuleParams) -> tuple[RecordingRule, ...]:
     """The shared series, in dependency-free order (each rule reads raw metrics only)."""
+
+    def rate(expr: str) -> str:
+        return _rate(params, expr)
+
     requests = selector(catalog.API_REQUESTS, RULES)
     errors = selector(catalog.API_REQUESTS, RULES, outcome="error")
     memory = selector(PROCESS_RESIDENT_MEMORY, RULES)
     return (
-        RecordingRule(record=API_REQUEST_RATE, expr=f"sum by ({BY}) ({_rate(requests)})"),
+        RecordingRule(record=API_REQUEST_RATE, expr=f"sum by ({BY}) ({rate(requests)})"),
         RecordingRule(
             record=API_ERROR_RATIO,
-            expr=f"sum by ({BY}) ({_rate(errors)}) / sum by ({BY}) ({_rate(requests)})",
+            expr=f"sum by ({BY}) ({rate(errors)}) / sum by ({BY}) ({rate(requests)})",
         ),
         *_quantiles(
+            params,
             API_LATENCY,
             API_QUANTILES,
             selector(catalog.API_REQUEST_DURATION, RULES, "_bucket", endpoint=LATENCY_ENDPOINTS),
         ),
         RecordingRule(
             record=SNAPSHOT_RATE,
-            expr=f"sum by ({BY}) ({_rate(selector(catalog.TRACK_A_SNAPSHOTS, RULES))})",
+            expr=f"sum by ({BY}) ({rate(selector(catalog.TRACK_A_SNAPSHOTS, RULES))})",
         ),
         *_quantiles(
+            params,
             COLLECTION_LATENCY,
             COLLECTION_QUANTILES,
             selector(catalog.TRACK_A_COLLECTION_DURATION, RULES, "_bucket"),
         ),
         RecordingRule(
             record=ITEM_RATE,
-            expr=f"sum by ({BY}) ({_rate(selector(catalog.TRACK_B_ITEMS_RECEIVED, RULES))})",
+            expr=f"sum by ({BY}) ({rate(selector(catalog.TRACK_B_ITEMS_RECEIVED, RULES))})",
         ),
         *_quantiles(
+            params,
             GAP_DETECTION_LATENCY,
             GAP_DETECTION_QUANTILES,
             selector(catalog.GAP_DETECTION_DURATION, RULES, "_bucket"),
         ),
         *_quantiles(
+            params,
             LIMITER_DELAY,
             LIMITER_QUANTILES,
             selector(catalog.RATE_LIMIT_DELAY_DURATION, RULES, "_bucket"),
             by=f"{BY}, lane",
         ),
-        *(_stale_ratio(window) for window in SLO_WINDOWS),
+        *(_stale_ratio(params, window) for window in SLO_WINDOWS),
         RecordingRule(
             record=CPU_RATE,
-            expr=f"sum by ({BY}) ({_rate(selector(PROCESS_CPU, RULES))})",
+            expr=f"sum by ({BY}) ({rate(selector(PROCESS_CPU, RULES))})",
         ),
         RecordingRule(
             record=MEMORY_LIMIT_RATIO,

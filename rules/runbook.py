@@ -41,7 +41,9 @@ limit that ObserverMemoryNearLimit compares with is a generation parameter
 (`memory_limit_bytes`, default {DEFAULT_MEMORY_LIMIT_BYTES} bytes = 1 GiB): give the
 Observer process or container that memory limit, or pass the limit it has
 (`rules.render_files(memory_limit_bytes=...)`). The `e2e` profile generates the same
-alerts with every minute of `for` turned into a second, for end-to-end tests.
+alerts with every minute of `for` and of every range window turned into a second
+(`[5m]` holds 5 s, `[15m]` 15 s, at least 2 s; the uptime APIUnresponsive waits for
+follows its window), for end-to-end tests with 1 s scrapes.
 
 ## Dashboard
 

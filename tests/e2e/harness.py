@@ -20,7 +20,6 @@ import aiohttp
 from aiohttp import web
 
 from observer.stack import files as stack_files
-from observer.stack import layout
 from observer.stack.process import write_pid_file
 from tests.stack.poll import until
 
@@ -44,34 +43,13 @@ gaps:
   medium_after_seconds: 4
   high_after_seconds: 8
 """
-# The e2e rule profile turns each minute of ``for`` into a second but keeps range windows:
-# a 5 m error ratio would take minutes to rise and to fall again after a fault ends.
-# The harness divides every range selector by this: 5 m windows hold 5 s of 1 s scrapes,
-# 15 m ones 15 s.
-RANGE_DIVISOR = 60
-RANGE = re.compile(r"\[(\d+)([smhd])\]")
-UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 SIM_LINE = re.compile(r"embedded simulator rest=(\S+)")
 START_TIMEOUT_SECONDS = 60.0
 
 
-def scale_ranges(rule_text: str, divisor: int = RANGE_DIVISOR) -> str:
-    """``rule_text`` with every ``[N unit]`` range divided by ``divisor`` (at least 2 s)."""
-
-    def shorter(match: re.Match[str]) -> str:
-        seconds = int(match.group(1)) * UNIT_SECONDS[match.group(2)]
-        return f"[{max(2, seconds // divisor)}s]"
-
-    return RANGE.sub(shorter, rule_text)
-
-
 def e2e_files(webhook_url: str) -> dict[str, str]:
-    """The e2e profile of the generated files, rule ranges scaled by ``RANGE_DIVISOR``."""
-    files = stack_files.render_files("e2e", webhook_url=webhook_url)
-    return {
-        path: scale_ranges(text) if layout.is_rule_file(path) else text
-        for path, text in files.items()
-    }
+    """The e2e profile of the generated files: the rules' ``for`` and range windows in seconds."""
+    return stack_files.render_files("e2e", webhook_url=webhook_url)
 
 
 class WebhookSink:

@@ -102,6 +102,29 @@ def test_e2e_profile_fires_in_seconds_to_the_given_webhook(tmp_path: Path) -> No
     assert e2e_names == default_names
 
 
+RANGE = re.compile(r"\[(\d+)([smhd])\]")
+UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def range_seconds(expr: str) -> list[int]:
+    return [int(n) * UNIT_SECONDS[unit] for n, unit in RANGE.findall(expr)]
+
+
+def test_e2e_profile_scales_every_range_window_of_the_same_rules() -> None:
+    default = [r for g in rule_groups(PARAMS) for r in g.rules]
+    e2e = [r for g in rule_groups(RuleParams(profile=E2E)) for r in g.rules]
+    assert len(default) == len(e2e)
+    scaled = 0
+    for designed, fast in zip(default, e2e, strict=True):
+        expected = [max(2, seconds // 60) for seconds in range_seconds(designed.expr)]
+        assert range_seconds(fast.expr) == expected, (designed.expr, fast.expr)
+        scaled += len(expected)
+    assert scaled > 20
+    by_name = {r.alert: r.expr for r in e2e if isinstance(r, AlertRule)}
+    assert by_name["APIUnresponsive"].endswith('observer_system_uptime_seconds{job="observer"} > 5')
+    assert "[15s]" in by_name["HighSeverityGapsDetected"]
+
+
 def test_unknown_profile_and_bad_parameters_are_refused() -> None:
     with pytest.raises(ProfileError):
         rules.render_files("staging")
