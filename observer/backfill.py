@@ -7,7 +7,10 @@ volume seen before the gap, or older than the session's last exchange time
 when that volume is unknown. Rows inside the gap are de-duplicated by
 ``Trade.key`` and stored once; the gap is stored again with its recovery:
 ``full`` when the recovered volume equals the missing volume, ``partial``
-when some was found, ``none`` otherwise. Values are never invented.
+when some was found, ``none`` otherwise. Values are never invented. The gap is
+stored as its ``GapWindow`` (the store keeps the window, for a restart to read
+back a gap still ``pending``); ``unrecoverable`` stores ``none`` without a call
+(a gap of an earlier business day, which trades-by-time no longer answers).
 
 Each fill is traced as ``track_b.backfill`` (``observer.tracking.trace_operation``:
 a transaction when Sentry tracing is on, a no-op otherwise) with the gap's
@@ -51,7 +54,7 @@ DEFAULT_MAX_PAGES = 100
 class RecordSink(Protocol):
     """Where records go (``observer.storage.Storage``): same key stored once, gaps updated."""
 
-    async def put(self, record: Trade | Gap, /) -> None: ...
+    async def put(self, record: Trade | Gap | GapWindow, /) -> None: ...
 
 
 @dataclass(slots=True)
@@ -155,7 +158,7 @@ class Backfiller:
             for trade in sorted(progress.rows.values(), key=lambda t: t.cumulative_volume):
                 await self._sink.put(replace(trade, source="backfill"))
             filled = window.with_recovery(recovery)
-            await self._sink.put(filled.gap)
+            await self._sink.put(filled)
             if span is not None:
                 span.set_data("rows", len(progress.rows))
                 span.set_data("recovery", recovery.value)
@@ -167,6 +170,21 @@ class Backfiller:
             window.gap.missing_volume,
             len(progress.rows),
             recovery.value,
+        )
+        return filled
+
+    async def unrecoverable(self, window: GapWindow, reason: str) -> GapWindow:
+        """Store ``window``'s gap as ``none`` without fetching (``reason`` is logged)."""
+        filled = window.with_recovery(Recovery.NONE)
+        await self._sink.put(filled)
+        self._metrics.counter(catalog.GAP_BACKFILLS).labels(Recovery.NONE.value).inc()
+        log.info(
+            "gap not backfilled symbol=%s cause=%s business_date=%s missing_volume=%s reason=%s",
+            window.gap.symbol,
+            window.gap.cause.value,
+            window.business_date or "-",
+            window.gap.missing_volume,
+            reason,
         )
         return filled
 

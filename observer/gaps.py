@@ -132,6 +132,10 @@ class TrackBGapDetector:
             before_time=self._latest_time or "",
         )
 
+    def latest_business_date(self) -> str | None:
+        """The business date of the newest record seen (the session's day); None before one."""
+        return self._latest_date or None
+
     def watched(self) -> list[str]:
         return list(self._symbols)
 

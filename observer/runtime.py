@@ -201,6 +201,7 @@ def build_track_b(context: Context) -> TrackB:
         on_gap=context.report_gap,
         reporter=context.tracking,
         last_trades=context.storage.last_trades,  # resume each symbol after a restart
+        pending_gaps=context.storage.pending_gaps,  # finish what a killed process left
     )
     if settings.track_b.enabled:
         context.triggers.subscribe(track.offer)

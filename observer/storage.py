@@ -3,7 +3,10 @@
 Records (``Snapshot``, ``Trade``, ``Gap``) are stored under their natural unique
 key (``records.py``), so storing one twice — after a restart or a backfill —
 keeps one row: ``INSERT OR IGNORE`` for snapshots and trades; a gap stored again
-under the same key updates its end, severity, missing volume and recovery.
+under the same key updates its end, severity, missing volume and recovery. A Track B
+gap put as its ``GapWindow`` also keeps the window backfill needs (business date,
+cumulative-volume bounds, times; columns added to an older database on open), so a
+gap left ``pending`` by a killed process is read back whole (``pending_gaps``).
 ``observer_storage_rows_written_total{kind}`` counts new rows only.
 
 A batch that fails to commit (disk full, locked database) is counted in
@@ -29,10 +32,11 @@ from exporter import catalog
 from exporter.registry import Metrics
 from observer.config import StorageSettings
 from observer.errors import ObserverError
+from observer.gaps import GapWindow
 from observer.records import Gap, GapCause, Recovery, Severity, Snapshot, Track, Trade
 
 log = logging.getLogger(__name__)
-Record = Snapshot | Trade | Gap
+Record = Snapshot | Trade | Gap | GapWindow
 RETRY_INITIAL_SECONDS = 0.2
 RETRY_MAX_SECONDS = 5.0
 CLOSE_FLUSH_SECONDS = 30.0
@@ -58,7 +62,24 @@ CREATE TABLE IF NOT EXISTS gaps (
 
 INSERT_SNAPSHOT = "INSERT OR IGNORE INTO snapshots VALUES (?, ?, ?, ?, ?)"
 INSERT_TRADE = "INSERT OR IGNORE INTO trades VALUES (?, ?, ?, ?, ?, ?, ?)"
-INSERT_GAP = "INSERT OR IGNORE INTO gaps VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+GAP_COLUMNS = 'symbol, track, cause, start, "end", severity, missing_volume, recovery'
+INSERT_GAP = f"INSERT OR IGNORE INTO gaps ({GAP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+# Added after the first release (ALTER TABLE on open): NULL in gaps stored without them.
+GAP_WINDOW_COLUMNS = {
+    "business_date": "TEXT",
+    "after_cumulative": "INTEGER",
+    "upto_cumulative": "INTEGER",
+    "before_time": "TEXT",
+    "since_time": "TEXT",
+}
+UPDATE_GAP_WINDOW = (
+    f"UPDATE gaps SET {', '.join(f'{name} = ?' for name in GAP_WINDOW_COLUMNS)} "
+    "WHERE symbol = ? AND track = ? AND cause = ? AND start = ?"
+)
+PENDING_GAPS = (
+    f"SELECT {GAP_COLUMNS}, {', '.join(GAP_WINDOW_COLUMNS)} FROM gaps "
+    "WHERE track = ? AND recovery = ? ORDER BY start, symbol"
+)
 TRADE_COLUMNS = "symbol, business_date, time, price, volume, cumulative_volume, source"
 NEXT_TRADE_SYMBOL = "SELECT MIN(symbol) FROM trades WHERE symbol > ?"
 LAST_TRADE = (
@@ -91,6 +112,10 @@ def connect(path: Path) -> sqlite3.Connection:
     connection.execute("PRAGMA synchronous=NORMAL")  # WAL: a process crash loses nothing committed
     connection.execute("PRAGMA busy_timeout=5000")
     connection.executescript(SCHEMA)
+    have = {str(row[1]) for row in connection.execute("PRAGMA table_info(gaps)")}
+    for name, kind in GAP_WINDOW_COLUMNS.items():
+        if name not in have:  # a database from before the window was stored
+            connection.execute(f"ALTER TABLE gaps ADD COLUMN {name} {kind}")
     return connection
 
 
@@ -129,6 +154,19 @@ def _write(connection: sqlite3.Connection, record: Record) -> int:
             record.source,
         )
         return connection.execute(INSERT_TRADE, row).rowcount
+    if isinstance(record, GapWindow):
+        inserted = _write(connection, record.gap)
+        bounds = (
+            record.business_date,
+            record.after_cumulative,
+            record.upto_cumulative,
+            record.before_time,
+            record.since_time,
+        )
+        gap = record.gap
+        key = (gap.symbol, gap.track.value, gap.cause.value, gap.start)
+        connection.execute(UPDATE_GAP_WINDOW, (*bounds, *key))
+        return inserted
     key = (record.symbol, record.track.value, record.cause.value, record.start)
     values = (record.end, record.severity.value, record.missing_volume, record.recovery.value)
     inserted = connection.execute(INSERT_GAP, (*key, *values)).rowcount
@@ -147,6 +185,38 @@ def _trade(row: Sequence[Any]) -> Trade:
         cumulative_volume=row[5],
         source=row[6],
     )
+
+
+def _gap(row: Sequence[Any]) -> Gap:
+    return Gap(
+        symbol=row[0],
+        track=Track(row[1]),
+        cause=GapCause(row[2]),
+        start=row[3],
+        end=row[4],
+        severity=Severity(row[5]),
+        missing_volume=row[6],
+        recovery=Recovery(row[7]),
+    )
+
+
+def pending_gaps(connection: sqlite3.Connection) -> list[GapWindow]:
+    """Every Track B gap still ``pending``, with its stored window, oldest first.
+
+    A gap stored without a window (by a version that did not keep one) comes
+    back without bounds (no business date, no ``upto``): backfill says ``none``.
+    """
+    return [
+        GapWindow(
+            gap=_gap(row),
+            business_date=row[8] or "",
+            after_cumulative=row[9],
+            upto_cumulative=row[10],
+            before_time=row[11] or "",
+            since_time=row[12],
+        )
+        for row in connection.execute(PENDING_GAPS, (Track.B.value, Recovery.PENDING.value))
+    ]
 
 
 def last_trades(
@@ -229,6 +299,17 @@ class Storage:
             return await loop.run_in_executor(self._executor, last_trades, connection, wanted)
         except sqlite3.Error as exc:
             raise StorageError(f"cannot read the last trades: {exc}") from exc
+
+    async def pending_gaps(self) -> list[GapWindow]:
+        """Track B gaps stored ``pending``, with their windows, read off the loop."""
+        connection = self._connection
+        if connection is None:
+            raise StorageError("storage is not open")
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, pending_gaps, connection)
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot read the pending gaps: {exc}") from exc
 
     async def close(self, flush_timeout_seconds: float = CLOSE_FLUSH_SECONDS) -> None:
         """Flush, stop the consumer, close the connection and the writer thread.
@@ -340,27 +421,17 @@ class StorageReader:
         return last_trades(self._connection, symbols)
 
     def gaps(self, symbol: str | None = None) -> list[Gap]:
-        query = (
-            'SELECT symbol, track, cause, start, "end", severity, missing_volume, recovery '
-            "FROM gaps"
-        )
         rows = self._connection.execute(
-            query + (" WHERE symbol = ?" if symbol else "") + " ORDER BY start, symbol",
+            f"SELECT {GAP_COLUMNS} FROM gaps"
+            + (" WHERE symbol = ?" if symbol else "")
+            + " ORDER BY start, symbol",
             (symbol,) if symbol else (),
         )
-        return [
-            Gap(
-                symbol=r[0],
-                track=Track(r[1]),
-                cause=GapCause(r[2]),
-                start=r[3],
-                end=r[4],
-                severity=Severity(r[5]),
-                missing_volume=r[6],
-                recovery=Recovery(r[7]),
-            )
-            for r in rows
-        ]
+        return [_gap(r) for r in rows]
+
+    def pending_gaps(self) -> list[GapWindow]:
+        """Track B gaps still ``pending``, with their windows."""
+        return pending_gaps(self._connection)
 
     def _scalar(self, query: str) -> int:
         row = self._connection.execute(query).fetchone()

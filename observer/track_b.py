@@ -13,7 +13,11 @@ session drop: ``run()`` first reads each symbol's last stored trade
 (``last_trades``, ``Storage.last_trades``) and a symbol registered again is
 resumed from it (``TrackBGapDetector.resume``), so its first record reveals
 the downtime as a ``session_drop`` gap with the exact missing volume, stored
-and backfilled like any other.
+and backfilled like any other. It also reads the gaps a killed process left
+``pending`` (``pending_gaps``, ``Storage.pending_gaps``) and hands each to the
+backfill worker: one of the current business day is backfilled like a live
+gap; one of an earlier day, which trades-by-time no longer answers, ends
+``none``.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import math
 import random
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Protocol
 
 from exporter import catalog
@@ -35,6 +39,7 @@ from observer.errors import ObserverError
 from observer.gaps import GapWindow, TrackBGapDetector
 from observer.kis.frames import ControlReply, FrameError
 from observer.kis.ws import ApprovalKeyProvider, MarketOpen, TrackBSession
+from observer.market import kst_day
 from observer.records import Gap, GapCause, Trade, Trigger
 from observer.slots import ClaimOutcome, SlotTable
 
@@ -79,6 +84,9 @@ class Burst:
 LastTrades = Callable[[], Awaitable[Mapping[str, Trade]]]
 """``async () -> {symbol: its latest stored trade}`` (``Storage.last_trades``)."""
 
+PendingGaps = Callable[[], Awaitable[Sequence[GapWindow]]]
+"""``async () -> Track B gaps stored pending, with their windows`` (``Storage.pending_gaps``)."""
+
 
 def _always_open() -> bool:
     return True
@@ -105,9 +113,11 @@ class TrackB:
         on_gap: Callable[[Gap], None] | None = None,
         reporter: Reporter | None = None,
         last_trades: LastTrades | None = None,
+        pending_gaps: PendingGaps | None = None,
     ) -> None:
         self._settings = track_b
         self._last_trades = last_trades
+        self._pending_gaps = pending_gaps
         self._resume_points: dict[str, Trade] = {}  # loaded at start, each used once
         self._sink = sink
         self._metrics = metrics
@@ -131,7 +141,8 @@ class TrackB:
         self.backfiller = Backfiller(
             fetch_page, sink, metrics=metrics, max_pages=max_backfill_pages
         )
-        self._pending: asyncio.Queue[GapWindow] = asyncio.Queue()
+        # (window, carried): carried = stored pending by an earlier process
+        self._pending: asyncio.Queue[tuple[GapWindow, bool]] = asyncio.Queue()
         self._gaps_in_flight = 0  # detected, not yet through backfill
         metrics.gauge(catalog.TRACK_B_SLOTS_CAPACITY).set(
             track_b.capacity if track_b.enabled else 0
@@ -176,7 +187,7 @@ class TrackB:
         if window is not None:
             self._gaps_in_flight += 1
             self._count_gap(window)
-            self._pending.put_nowait(window)
+            self._pending.put_nowait((window, False))
 
     # --- running -------------------------------------------------------------
     async def run(self) -> None:
@@ -188,6 +199,7 @@ class TrackB:
             log.info("track B disabled")
             return
         await self._load_resume_points()  # before the session: no record can come first
+        await self._load_pending_gaps()
         async with asyncio.TaskGroup() as group:
             group.create_task(self.session.run(), name="track-b-session")
             group.create_task(self._check_silent_forever(), name="track-b-silent")
@@ -205,6 +217,24 @@ class TrackB:
         for symbol in self.detector.watched():  # registered while the points were loading
             self._resume(symbol, now)
         log.info("resume points loaded symbols=%d", len(self._resume_points))
+
+    async def _load_pending_gaps(self) -> None:
+        """Queue for backfill the gaps an earlier process stored but did not finish."""
+        if self._pending_gaps is None:
+            return
+        try:
+            windows = await self._pending_gaps()
+        except ObserverError as exc:
+            log.error("pending gaps unreadable, left pending: %s", exc)
+            return
+        for window in windows:
+            self._gaps_in_flight += 1
+            self._pending.put_nowait((window, True))
+        log.info("pending gaps carried over count=%d", len(windows))
+
+    def _business_day(self) -> str:
+        """The day trades-by-time answers: the session's, or today (KST) before a record."""
+        return self.detector.latest_business_date() or kst_day(self._clock())
 
     def _resume(self, symbol: str, now: float) -> None:
         """Tell the detector ``symbol``'s last stored trade, on its first registration only.
@@ -227,9 +257,13 @@ class TrackB:
 
     async def _backfill_forever(self) -> None:
         while True:
-            window = await self._pending.get()
+            window, carried = await self._pending.get()
             try:
-                await self.backfiller.fill(window)
+                if carried and window.business_date != self._business_day():
+                    # Trades-by-time answers the current day only (rows carry no date).
+                    await self.backfiller.unrecoverable(window, "not the current business day")
+                else:
+                    await self.backfiller.fill(window)
             finally:
                 self._gaps_in_flight -= 1
 
@@ -257,11 +291,11 @@ class TrackB:
         # (pending) for every hole below the last stored trade, never a silent hole.
         for window in windows:
             self._count_gap(window)
-            await self._sink.put(window.gap)
+            await self._sink.put(window)  # with its window: a restart can finish it
         for trade in trades:
             await self._sink.put(trade)
         for window in windows:
-            self._pending.put_nowait(window)
+            self._pending.put_nowait((window, False))
 
     def on_malformed(self, error: FrameError) -> None:
         self._metrics.counter(catalog.TRACK_B_FRAMES_MALFORMED).inc()
