@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
@@ -31,214 +30,26 @@ from typing import Any
 from exporter import catalog
 from exporter.registry import Metrics
 from observer.config import StorageSettings
-from observer.errors import ObserverError
 from observer.gaps import GapWindow
-from observer.records import Gap, GapCause, Recovery, Severity, Snapshot, Track, Trade
+from observer.records import Gap, Trade
+from observer.storage_sql import (
+    GAP_COLUMNS,
+    TRADE_COLUMNS,
+    Record,
+    StorageError,
+    connect,
+    gap_from_row,
+    last_trades,
+    pending_gaps,
+    trade_from_row,
+    write_batch,
+)
 
 log = logging.getLogger(__name__)
-Record = Snapshot | Trade | Gap | GapWindow
 RETRY_INITIAL_SECONDS = 0.2
 RETRY_MAX_SECONDS = 5.0
 CLOSE_FLUSH_SECONDS = 30.0
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS snapshots (
-    symbol TEXT NOT NULL, collected_at REAL NOT NULL, price INTEGER NOT NULL,
-    cumulative_volume INTEGER NOT NULL, fields TEXT NOT NULL,
-    PRIMARY KEY (symbol, collected_at)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS trades (
-    symbol TEXT NOT NULL, business_date TEXT NOT NULL, time TEXT NOT NULL,
-    price INTEGER NOT NULL, volume INTEGER NOT NULL, cumulative_volume INTEGER NOT NULL,
-    source TEXT NOT NULL,
-    PRIMARY KEY (symbol, business_date, cumulative_volume)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS gaps (
-    symbol TEXT NOT NULL, track TEXT NOT NULL, cause TEXT NOT NULL, start REAL NOT NULL,
-    "end" REAL NOT NULL, severity TEXT NOT NULL, missing_volume INTEGER, recovery TEXT NOT NULL,
-    PRIMARY KEY (symbol, track, cause, start)
-) WITHOUT ROWID;
-"""
-
-INSERT_SNAPSHOT = "INSERT OR IGNORE INTO snapshots VALUES (?, ?, ?, ?, ?)"
-INSERT_TRADE = "INSERT OR IGNORE INTO trades VALUES (?, ?, ?, ?, ?, ?, ?)"
-GAP_COLUMNS = 'symbol, track, cause, start, "end", severity, missing_volume, recovery'
-INSERT_GAP = f"INSERT OR IGNORE INTO gaps ({GAP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-# Added after the first release (ALTER TABLE on open): NULL in gaps stored without them.
-GAP_WINDOW_COLUMNS = {
-    "business_date": "TEXT",
-    "after_cumulative": "INTEGER",
-    "upto_cumulative": "INTEGER",
-    "before_time": "TEXT",
-    "since_time": "TEXT",
-}
-UPDATE_GAP_WINDOW = (
-    f"UPDATE gaps SET {', '.join(f'{name} = ?' for name in GAP_WINDOW_COLUMNS)} "
-    "WHERE symbol = ? AND track = ? AND cause = ? AND start = ?"
-)
-PENDING_GAPS = (
-    f"SELECT {GAP_COLUMNS}, {', '.join(GAP_WINDOW_COLUMNS)} FROM gaps "
-    "WHERE track = ? AND recovery = ? ORDER BY start, symbol"
-)
-TRADE_COLUMNS = "symbol, business_date, time, price, volume, cumulative_volume, source"
-NEXT_TRADE_SYMBOL = "SELECT MIN(symbol) FROM trades WHERE symbol > ?"
-LAST_TRADE = (
-    f"SELECT {TRADE_COLUMNS} FROM trades WHERE symbol = ? "
-    "ORDER BY business_date DESC, cumulative_volume DESC LIMIT 1"
-)
-UPDATE_GAP = (
-    'UPDATE gaps SET "end" = ?, severity = ?, missing_volume = ?, recovery = ? '
-    "WHERE symbol = ? AND track = ? AND cause = ? AND start = ?"
-)
-
-
-class StorageError(ObserverError):
-    """The database cannot be opened or is not Observer's."""
-
-
-def _kind(record: Record) -> str:
-    if isinstance(record, Snapshot):
-        return "snapshot"
-    if isinstance(record, Trade):
-        return "trade"
-    return "gap"
-
-
-def connect(path: Path) -> sqlite3.Connection:
-    """A connection in WAL mode with the schema in place (used by the writer thread)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    connection.execute("PRAGMA journal_mode=WAL")
-    connection.execute("PRAGMA synchronous=NORMAL")  # WAL: a process crash loses nothing committed
-    connection.execute("PRAGMA busy_timeout=5000")
-    connection.executescript(SCHEMA)
-    have = {str(row[1]) for row in connection.execute("PRAGMA table_info(gaps)")}
-    for name, kind in GAP_WINDOW_COLUMNS.items():
-        if name not in have:  # a database from before the window was stored
-            connection.execute(f"ALTER TABLE gaps ADD COLUMN {name} {kind}")
-    return connection
-
-
-def write_batch(connection: sqlite3.Connection, batch: Sequence[Record]) -> dict[str, int]:
-    """Commit ``batch`` in one transaction; returns new rows by kind. Rolls back on error."""
-    new = {kind: 0 for kind in catalog.ROW_KINDS}
-    connection.execute("BEGIN")
-    try:
-        for record in batch:
-            new[_kind(record)] += _write(connection, record)
-        connection.execute("COMMIT")
-    except BaseException:
-        connection.execute("ROLLBACK")
-        raise
-    return new
-
-
-def _write(connection: sqlite3.Connection, record: Record) -> int:
-    if isinstance(record, Snapshot):
-        row: tuple[Any, ...] = (
-            record.symbol,
-            record.collected_at,
-            record.price,
-            record.cumulative_volume,
-            json.dumps(dict(record.fields), ensure_ascii=False, sort_keys=True),
-        )
-        return connection.execute(INSERT_SNAPSHOT, row).rowcount
-    if isinstance(record, Trade):
-        row = (
-            record.symbol,
-            record.business_date,
-            record.time,
-            record.price,
-            record.volume,
-            record.cumulative_volume,
-            record.source,
-        )
-        return connection.execute(INSERT_TRADE, row).rowcount
-    if isinstance(record, GapWindow):
-        inserted = _write(connection, record.gap)
-        bounds = (
-            record.business_date,
-            record.after_cumulative,
-            record.upto_cumulative,
-            record.before_time,
-            record.since_time,
-        )
-        gap = record.gap
-        key = (gap.symbol, gap.track.value, gap.cause.value, gap.start)
-        connection.execute(UPDATE_GAP_WINDOW, (*bounds, *key))
-        return inserted
-    key = (record.symbol, record.track.value, record.cause.value, record.start)
-    values = (record.end, record.severity.value, record.missing_volume, record.recovery.value)
-    inserted = connection.execute(INSERT_GAP, (*key, *values)).rowcount
-    if not inserted:
-        connection.execute(UPDATE_GAP, (*values, *key))
-    return inserted
-
-
-def _trade(row: Sequence[Any]) -> Trade:
-    return Trade(
-        symbol=row[0],
-        business_date=row[1],
-        time=row[2],
-        price=row[3],
-        volume=row[4],
-        cumulative_volume=row[5],
-        source=row[6],
-    )
-
-
-def _gap(row: Sequence[Any]) -> Gap:
-    return Gap(
-        symbol=row[0],
-        track=Track(row[1]),
-        cause=GapCause(row[2]),
-        start=row[3],
-        end=row[4],
-        severity=Severity(row[5]),
-        missing_volume=row[6],
-        recovery=Recovery(row[7]),
-    )
-
-
-def pending_gaps(connection: sqlite3.Connection) -> list[GapWindow]:
-    """Every Track B gap still ``pending``, with its stored window, oldest first.
-
-    A gap stored without a window (by a version that did not keep one) comes
-    back without bounds (no business date, no ``upto``): backfill says ``none``.
-    """
-    return [
-        GapWindow(
-            gap=_gap(row),
-            business_date=row[8] or "",
-            after_cumulative=row[9],
-            upto_cumulative=row[10],
-            before_time=row[11] or "",
-            since_time=row[12],
-        )
-        for row in connection.execute(PENDING_GAPS, (Track.B.value, Recovery.PENDING.value))
-    ]
-
-
-def last_trades(
-    connection: sqlite3.Connection, symbols: Iterable[str] | None = None
-) -> dict[str, Trade]:
-    """Each symbol's latest stored trade (latest business day, highest ``ACML_VOL``).
-
-    ``symbols`` None means every symbol with a trade. Two primary-key lookups
-    per symbol, never a table scan: cheap at start on a large database.
-    """
-    if symbols is None:
-        symbols = []
-        row = connection.execute(NEXT_TRADE_SYMBOL, ("",)).fetchone()
-        while row is not None and row[0] is not None:
-            symbols.append(str(row[0]))
-            row = connection.execute(NEXT_TRADE_SYMBOL, (row[0],)).fetchone()
-    found: dict[str, Trade] = {}
-    for symbol in symbols:
-        last = connection.execute(LAST_TRADE, (symbol,)).fetchone()
-        if last is not None:
-            found[symbol] = _trade(last)
-    return found
+__all__ = ["Record", "Storage", "StorageError", "StorageReader", "StoredCounts"]
 
 
 class Storage:
@@ -414,10 +225,10 @@ class StorageReader:
             "ORDER BY business_date, cumulative_volume",
             (symbol,),
         )
-        return [_trade(r) for r in rows]
+        return [trade_from_row(r) for r in rows]
 
     def last_trades(self, symbols: Iterable[str] | None = None) -> dict[str, Trade]:
-        """Each symbol's latest stored trade (``observer.storage.last_trades``)."""
+        """Each symbol's latest stored trade (``observer.storage_sql.last_trades``)."""
         return last_trades(self._connection, symbols)
 
     def gaps(self, symbol: str | None = None) -> list[Gap]:
@@ -427,7 +238,7 @@ class StorageReader:
             + " ORDER BY start, symbol",
             (symbol,) if symbol else (),
         )
-        return [_gap(r) for r in rows]
+        return [gap_from_row(r) for r in rows]
 
     def pending_gaps(self) -> list[GapWindow]:
         """Track B gaps still ``pending``, with their windows."""
