@@ -13,7 +13,8 @@ import sentry_sdk
 from aiohttp import web
 
 from observer.credentials import demo_credentials
-from observer.tracking import REDACTED, SecretScrubber, Tracking, is_secret_key, trace_operation
+from observer.scrubbing import REDACTED, SecretScrubber, is_secret_key
+from observer.tracking import Tracking, trace_operation
 from tests.tracking.conftest import MakeTracking
 from tests.tracking.sink import EnvelopeSink
 

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from observer.credentials import demo_credentials
-from observer.tracking import SecretScrubber
+from observer.scrubbing import SecretScrubber
 
 APP_KEY, APP_SECRET = demo_credentials("scrubber-properties").secrets()
 SECRETS = (APP_KEY, APP_SECRET, "a1b2c3d4-e5f6-4711-8a9b-0c1d2e3f4a5b")
