@@ -20,10 +20,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib
-import importlib.util
 import logging
 import signal
+import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -96,16 +95,20 @@ async def _stack(mode: str, exporter: ExporterServer, data_dir: Path) -> AsyncIt
     if mode == "never":
         yield
         return
-    available = importlib.util.find_spec("observer.stack") is not None
-    native = importlib.import_module("observer.stack.native") if available else None
-    if native is None or not native.binaries_available():
+    # Imported here: the stack builders pull in grafanalib, which a plain run never needs.
+    from observer.stack import layout, native
+
+    if not native.binaries_available():
         if mode == "always":
             raise NotAvailableError("--with-stack always: prometheus/alertmanager not available")
         log.info("stack skipped: prometheus and prometheus-alertmanager binaries not found")
         yield
         return
     stack = native.NativeStack(
-        observer_target=f"{exporter.host}:{exporter.port}", data_dir=data_dir / "stack"
+        observer_target=f"{exporter.host}:{exporter.port}",
+        data_dir=data_dir / "stack",
+        prometheus_port=_free_or_any(layout.PROMETHEUS_PORT),
+        alertmanager_port=_free_or_any(layout.ALERTMANAGER_PORT),
     )
     try:
         await stack.start()
@@ -120,6 +123,16 @@ async def _stack(mode: str, exporter: ExporterServer, data_dir: Path) -> AsyncIt
         yield
     finally:
         await stack.stop()
+
+
+def _free_or_any(port: int) -> int:
+    """``port`` when nothing listens on it on loopback, else 0 (any free port)."""
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return 0
+    return port
 
 
 async def _serve(
