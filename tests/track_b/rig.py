@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -127,6 +127,20 @@ class Rig:
         ]
 
 
+def providers(
+    client: KisClient,
+) -> tuple[Callable[[bool], Awaitable[str]], Callable[[str, str, str], Awaitable[Page]]]:
+    """TrackB's approval-key provider and page fetcher, from a real KIS client."""
+
+    async def approval_key(renew: bool) -> str:
+        return await client.approval_key(renew=renew)
+
+    async def fetch_page(symbol: str, before: str, business_date: str) -> Page:
+        return await client.trades_by_time(symbol, before, business_date=business_date)
+
+    return approval_key, fetch_page
+
+
 @contextlib.asynccontextmanager
 async def running(
     tmp_path: Path,
@@ -149,12 +163,7 @@ async def running(
         client = KisClient(
             http, sim.rest_url, demo_credentials("track-b-test"), limiter=limiter, metrics=metrics
         )
-
-        async def approval_key(renew: bool) -> str:
-            return await client.approval_key(renew=renew)
-
-        async def fetch_page(symbol: str, before: str, business_date: str) -> Page:
-            return await client.trades_by_time(symbol, before, business_date=business_date)
+        approval_key, fetch_page = providers(client)
 
         track = TrackB(
             track_b,

@@ -19,7 +19,6 @@ import pytest
 
 from exporter import catalog
 from exporter.registry import Metrics, new_registry
-from observer.backfill import Page
 from observer.config import GapSettings, StorageSettings
 from observer.credentials import demo_credentials
 from observer.gaps import GapWindow, TrackBGapDetector
@@ -30,7 +29,7 @@ from observer.sim import SimExchange
 from observer.sim.rest import TRADES_PATH
 from observer.storage import Storage, StorageReader
 from observer.track_b import TrackB
-from tests.track_b.rig import FAST_SIM, FAST_TRACK_B, wait_for
+from tests.track_b.rig import FAST_SIM, FAST_TRACK_B, providers, wait_for
 
 BEFORE, AFTER = 2, 12  # indexes of the trades around the hole: 9 trades missing
 
@@ -99,12 +98,7 @@ async def restarted(
         client = KisClient(
             http, sim.rest_url, demo_credentials("track-b-test"), limiter=limiter, metrics=metrics
         )
-
-        async def approval_key(renew: bool) -> str:
-            return await client.approval_key(renew=renew)
-
-        async def fetch_page(symbol: str, before: str, business_date: str) -> Page:
-            return await client.trades_by_time(symbol, before, business_date=business_date)
+        approval_key, fetch_page = providers(client)
 
         track = TrackB(
             FAST_TRACK_B,
