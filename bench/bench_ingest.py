@@ -27,8 +27,8 @@ from pathlib import Path
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 
-from exporter import catalog
-from exporter.registry import Metrics, new_registry
+from metrics import catalog
+from metrics.registry import Metrics, new_registry
 from observer.backfill import Page
 from observer.config import GapSettings, StorageSettings, TrackBSettings
 from observer.kis import h0stcnt0

@@ -18,10 +18,10 @@ import time
 
 import aiohttp
 
-from exporter import catalog
-from exporter.catalog import Kind
-from exporter.registry import Metrics, new_registry
 from exporter.server import ExporterServer
+from metrics import catalog
+from metrics.catalog import Kind
+from metrics.registry import Metrics, new_registry
 
 PROBE_INTERVAL_S = 0.001
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import aiohttp
 
-from exporter.registry import Metrics, new_registry
+from metrics.registry import Metrics, new_registry
 from observer.config import GapSettings, StorageSettings, TrackASettings, TrackBSettings
 from observer.credentials import demo_credentials
 from observer.kis.client import KisClient, send_time_tracing

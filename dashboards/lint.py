@@ -12,9 +12,9 @@ from datetime import timedelta
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from exporter import catalog
-from exporter.catalog import Kind
-from rules.promql import EXTERNAL, HISTOGRAM_SUFFIXES
+from metrics import catalog
+from metrics.catalog import Kind
+from metrics.promql import EXTERNAL, HISTOGRAM_SUFFIXES
 
 if TYPE_CHECKING:
     import promql_parser as pp

@@ -14,7 +14,7 @@ from grafanalib import core as g
 from dashboards.panels import datasource, layout
 from dashboards.rows_collection import gaps_row, track_a_row, track_b_row, universe_row
 from dashboards.rows_service import api_row, rate_limit_row, storage_row, system_row, token_row
-from exporter import catalog as c
+from metrics import catalog as c
 
 UID = "observer-overview"
 TITLE = "Observer"

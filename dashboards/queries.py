@@ -4,8 +4,8 @@
 
 from __future__ import annotations
 
-from exporter.catalog import MetricSpec
-from rules.promql import DASHBOARD, LabelValue, recorded, selector
+from metrics.catalog import MetricSpec
+from metrics.promql import DASHBOARD, LabelValue, recorded, selector
 
 RATE_INTERVAL = "$__rate_interval"
 

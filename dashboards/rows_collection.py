@@ -15,7 +15,7 @@ from dashboards.panels import (
     timeseries,
 )
 from dashboards.queries import buckets, increase, quantile, rate, rec, sel
-from exporter import catalog as c
+from metrics import catalog as c
 from rules import recording as r
 
 

@@ -15,9 +15,9 @@ from dashboards.panels import (
     value_text,
 )
 from dashboards.queries import increase, rate, rec, sel
-from exporter import catalog as c
+from metrics import catalog as c
+from metrics.promql import UP
 from rules import recording as r
-from rules.promql import UP
 
 
 def rate_limit_row() -> Row:

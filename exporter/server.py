@@ -15,11 +15,12 @@ from typing import Any, Protocol
 from aiohttp import web
 from prometheus_client.exposition import choose_encoder
 
-from exporter import catalog
 from exporter.exposition import Rendered, accepts_gzip, render
 from exporter.files import FileExporter
-from exporter.registry import Metrics
 from exporter.summary import SummarySource
+from metrics import catalog
+from metrics.registry import Metrics
+from observer.readiness import Readiness
 
 log = logging.getLogger(__name__)
 
@@ -33,37 +34,6 @@ class WebConfigLike(Protocol):
     def ssl_context(self) -> ssl.SSLContext | None: ...
 
     def middleware(self) -> Middleware | None: ...
-
-
-class Readiness:
-    """Named conditions that must all hold before Observer reports ready.
-
-    ``token`` (a valid access token) and ``first_sweep`` (one complete Track A
-    sweep) are required by default; each starts unmet with its reason.
-    """
-
-    REQUIRED = ("token", "first_sweep")
-
-    def __init__(self, required: tuple[str, ...] = REQUIRED) -> None:
-        self._conditions: dict[str, tuple[bool, str]] = {
-            name: (False, "not reached yet") for name in required
-        }
-
-    def set(self, condition: str, ok: bool, reason: str = "") -> None:
-        self._conditions[condition] = (ok, reason or ("ok" if ok else "not met"))
-
-    @property
-    def ready(self) -> bool:
-        return all(ok for ok, _ in self._conditions.values())
-
-    def report(self) -> dict[str, Any]:
-        return {
-            "ready": self.ready,
-            "conditions": {
-                name: {"ok": ok, "reason": reason}
-                for name, (ok, reason) in sorted(self._conditions.items())
-            },
-        }
 
 
 LANDING_PAGE = """<!doctype html>

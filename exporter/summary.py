@@ -10,8 +10,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import Metric
 
-from exporter import catalog
-from exporter.catalog import MetricSpec
+from metrics import catalog
+from metrics.catalog import MetricSpec
 
 Labels = frozenset[tuple[str, str]]
 Samples = Mapping[str, list[tuple[Labels, float]]]

@@ -25,8 +25,8 @@ from dataclasses import dataclass, replace
 from itertools import pairwise
 from typing import Protocol
 
-from exporter import catalog
-from exporter.registry import Metrics
+from metrics import catalog
+from metrics.registry import Metrics
 from observer.errors import ObserverError
 from observer.gaps import GapWindow
 from observer.records import Gap, Recovery, Trade

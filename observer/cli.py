@@ -21,29 +21,19 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def _load(module_name: str) -> ModuleType | None:
-    try:
-        return importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name != module_name:
-            raise
-        return None
-
-
-def build_parser() -> tuple[argparse.ArgumentParser, dict[str, ModuleType | None]]:
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, ModuleType]]:
     parser = argparse.ArgumentParser(
         prog="observer",
         description="Collect KIS market data within the broker's limits and export its health.",
     )
     parser.add_argument("--version", action="version", version=f"observer {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    modules: dict[str, ModuleType | None] = {}
+    modules: dict[str, ModuleType] = {}
     for name, (module_name, help_text) in SUBCOMMANDS.items():
-        module = _load(module_name)
+        module = importlib.import_module(module_name)
         modules[name] = module
         sub = subparsers.add_parser(name, help=help_text, description=help_text)
-        if module is not None:
-            module.add_arguments(sub)
+        module.add_arguments(sub)
     return parser, modules
 
 
@@ -56,9 +46,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser, modules = build_parser()
     args = parser.parse_args(argv)
     module = modules[args.command]
-    if module is None:
-        print(f"observer {args.command}: not available yet in this build", file=sys.stderr)
-        return 1
     try:
         code: int = module.main(args)
     except ConfigError as exc:

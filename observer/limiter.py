@@ -28,10 +28,10 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
-from exporter import catalog
-from exporter.registry import Metrics
+from metrics import catalog
+from metrics.registry import Metrics
 
-LANES: tuple[str, ...] = ("backfill", "sweep")  # highest priority first
+LANES = catalog.LANES  # highest priority first (metrics.labels.Lane)
 WINDOW_SECONDS = 1.0
 DEFAULT_SAFETY_SECONDS = 0.002
 MAX_SAFETY_SECONDS = 0.1

@@ -10,37 +10,24 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from metrics.labels import GapCause, Recovery, Severity, TriggerKind
+
+__all__ = [
+    "Gap",
+    "GapCause",
+    "Recovery",
+    "Severity",
+    "Snapshot",
+    "Track",
+    "Trade",
+    "Trigger",
+    "TriggerKind",
+]
+
 
 class Track(enum.StrEnum):
     A = "a"  # REST snapshots
     B = "b"  # WebSocket trades
-
-
-class Severity(enum.StrEnum):
-    LOW = "low"
-    MEDIUM = "medium"
-    HIGH = "high"
-
-
-class GapCause(enum.StrEnum):
-    STALE_SNAPSHOT = "stale_snapshot"  # Track A: snapshot older than its cadence
-    VOLUME_JUMP = "volume_jump"  # Track B: ACML_VOL jumped by more than CNTG_VOL
-    SESSION_DROP = "session_drop"  # Track B: the WebSocket closed
-    SESSION_STALL = "session_stall"  # Track B: open but no data (watchdog)
-    SILENT_SYMBOL = "silent_symbol"  # Track B: one registered symbol went quiet
-
-
-class TriggerKind(enum.StrEnum):
-    PRICE_MOVE = "price_move"  # price changed by more than the threshold since the last snapshot
-    VOLUME_SURGE = "volume_surge"  # volume since the last snapshot well above its usual
-
-
-class Recovery(enum.StrEnum):
-    PENDING = "pending"  # backfill not tried yet
-    FULL = "full"
-    PARTIAL = "partial"
-    NONE = "none"
-    NOT_APPLICABLE = "n/a"  # Track A gaps: no source to backfill from
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

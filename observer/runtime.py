@@ -24,8 +24,7 @@ from typing import Any, Protocol
 
 import aiohttp
 
-from exporter.registry import Metrics
-from exporter.server import Readiness
+from metrics.registry import Metrics
 from observer.config import ObserverSettings, parse_shard
 from observer.credentials import Credentials, demo_credentials
 from observer.errors import ObserverError
@@ -33,6 +32,7 @@ from observer.kis.client import KisClient, TradesPage, send_time_tracing
 from observer.kis.errors import KisApiError
 from observer.kis.master import MasterFileError
 from observer.limiter import RateLimiter
+from observer.readiness import Readiness
 from observer.records import Gap, Severity, Trigger
 from observer.storage import Storage
 from observer.track_a import MarketHours, TrackA

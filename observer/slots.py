@@ -12,10 +12,10 @@ not keep a slot from today's. Times are plain floats from the caller's clock.
 
 from __future__ import annotations
 
-import enum
 import math
 from dataclasses import dataclass
 
+from metrics.labels import ClaimOutcome
 from observer.errors import ObserverError
 
 KIS_MAX_REGISTRATIONS = 41
@@ -23,15 +23,6 @@ KIS_MAX_REGISTRATIONS = 41
 
 class SlotError(ObserverError):
     """An impossible slot request (capacity out of range, negative hold)."""
-
-
-class ClaimOutcome(enum.StrEnum):
-    """What became of a claim; the values are the ``outcome`` label of the trigger counter."""
-
-    CLAIMED = "claimed"  # took a free slot
-    EVICTED_OTHER = "evicted_other"  # took the slot of a less valuable symbol
-    ALREADY_HELD = "already_held"  # the symbol already had a slot (its value is refreshed)
-    REFUSED = "refused"  # no free slot and nobody evictable
 
 
 @dataclass(frozen=True, slots=True)

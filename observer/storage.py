@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from exporter import catalog
-from exporter.registry import Metrics
+from metrics import catalog
+from metrics.registry import Metrics
 from observer.config import StorageSettings
 from observer.gaps import GapWindow
 from observer.records import Gap, Trade

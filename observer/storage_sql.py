@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from exporter import catalog
+from metrics import catalog
 from observer.errors import ObserverError
 from observer.gaps import GapWindow
 from observer.records import Gap, GapCause, Recovery, Severity, Snapshot, Track, Trade

@@ -26,12 +26,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from exporter import catalog
-from exporter.registry import Metrics
-from exporter.server import Readiness
+from metrics import catalog
+from metrics.registry import Metrics
 from observer.config import GapSettings, TrackASettings
 from observer.kis.errors import KisApiError
 from observer.market import MarketCalendar, kst_day
+from observer.readiness import Readiness
 from observer.records import Gap, GapCause, Recovery, Snapshot, Track, Trigger
 from observer.severity import severity_for
 from observer.tracking import trace_operation

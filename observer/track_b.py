@@ -31,8 +31,9 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Protocol
 
-from exporter import catalog
-from exporter.registry import Metrics
+from metrics import catalog
+from metrics.labels import ClaimOutcome
+from metrics.registry import Metrics
 from observer.backfill import DEFAULT_MAX_PAGES, Backfiller, PageFetcher, RecordSink
 from observer.config import GapSettings, TrackBSettings
 from observer.errors import ObserverError
@@ -41,7 +42,7 @@ from observer.kis.frames import ControlReply, FrameError
 from observer.kis.ws import ApprovalKeyProvider, MarketOpen, TrackBSession
 from observer.market import kst_day
 from observer.records import Gap, GapCause, Trade, Trigger
-from observer.slots import ClaimOutcome, SlotTable
+from observer.slots import SlotTable
 
 log = logging.getLogger(__name__)
 

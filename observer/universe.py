@@ -16,8 +16,8 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
-from exporter import catalog
-from exporter.registry import Metrics
+from metrics import catalog
+from metrics.registry import Metrics
 from observer.kis.master import MARKETS, Market, MasterRow, parse_master, unzip_master
 
 log = logging.getLogger(__name__)

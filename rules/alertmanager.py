@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from metrics.promql import duration
 from rules.params import RuleParams
-from rules.promql import duration
 
 GROUP_BY = ("alertname", "job", "instance")
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from exporter import catalog
+from metrics import catalog
+from metrics.promql import RULES, recorded, selector
 from rules import recording as rec
 from rules.alerts_gaps import gap_alerts
 from rules.alerts_track_b import track_b_alerts
@@ -10,7 +11,6 @@ from rules.build import BY, CLOSED_ALL_DAY, OPEN, OPEN_ALL_DAY, OPENS_AT_10M, al
 from rules.inputs import TARGET, histogram, series
 from rules.model import AlertDefinition, Firing, Healthy, RunbookEntry
 from rules.params import RuleParams
-from rules.promql import RULES, recorded, selector
 
 
 def _universe(params: RuleParams) -> tuple[AlertDefinition, ...]:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-from exporter import catalog
+from metrics import catalog
+from metrics.promql import RULES, recorded, selector
 from rules import recording as rec
 from rules.build import BY, alert
 from rules.inputs import TARGET, histogram, series
 from rules.model import AlertDefinition, Firing, Healthy, RunbookEntry
 from rules.params import RuleParams
-from rules.promql import RULES, recorded, selector
 
 P99 = MappingProxyType({"quantile": "0.99"})
 

@@ -4,13 +4,8 @@ the resource alerts a rollback plan relies on, and the Track A freshness SLO bur
 
 from __future__ import annotations
 
-from exporter import catalog
-from rules import recording as rec
-from rules.build import alert, threshold
-from rules.inputs import TARGET, series
-from rules.model import AlertDefinition, Firing, Healthy, InputSeries, RunbookEntry, Severity
-from rules.params import RuleParams
-from rules.promql import (
+from metrics import catalog
+from metrics.promql import (
     PROCESS_CPU,
     PROCESS_RESIDENT_MEMORY,
     PROCESS_START_TIME,
@@ -19,6 +14,11 @@ from rules.promql import (
     recorded,
     selector,
 )
+from rules import recording as rec
+from rules.build import alert, threshold
+from rules.inputs import TARGET, series
+from rules.model import AlertDefinition, Firing, Healthy, InputSeries, RunbookEntry, Severity
+from rules.params import RuleParams
 
 # Track A freshness SLO: 99 % of per-symbol freshness checks in market hours find a
 # snapshot within its expected cadence, over 30 days. Error budget: 1 %.

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from exporter import catalog
+from metrics import catalog
+from metrics.promql import JOB, RULES, UP, recorded, selector
 from rules import recording as rec
 from rules.alerts_token import token_alerts
 from rules.build import BY, CLOSED_ALL_DAY, OPEN, OPEN_ALL_DAY, OPENS_AT_10M, alert, api_requests
 from rules.inputs import TARGET, histogram, series
 from rules.model import AlertDefinition, Firing, Healthy, RunbookEntry
 from rules.params import RuleParams
-from rules.promql import JOB, RULES, UP, recorded, selector
 
 # Error ratios need some traffic to mean anything: 0.1 calls/s is 30 calls in 5 minutes.
 TRAFFIC = f"on ({BY}) {recorded(rec.API_REQUEST_RATE, RULES)} >= 0.1"

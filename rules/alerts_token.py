@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from exporter import catalog
+from metrics import catalog
+from metrics.promql import RULES, selector
 from rules.build import BY, alert
 from rules.inputs import TARGET, series
 from rules.model import AlertDefinition, Firing, Healthy, RunbookEntry
 from rules.params import RuleParams
-from rules.promql import RULES, selector
 
 # Refreshes start `token.refresh_margin_seconds` (5 h) before expiry; below 4 h they have
 # been failing for an hour.

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from exporter import catalog
+from metrics import catalog
+from metrics.promql import RULES, selector
 from rules.build import BY, CLOSED_ALL_DAY, OPEN, OPEN_ALL_DAY, OPENS_AT_10M, alert
 from rules.inputs import TARGET, series
 from rules.model import AlertDefinition, Firing, Healthy, InputSeries, RunbookEntry
 from rules.params import RuleParams
-from rules.promql import RULES, selector
 
 # Starvation: most triggers refused a slot over 15 minutes while evictions turn every
 # slot over at least once: demand far above the 41 slots, not a full table.

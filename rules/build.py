@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from exporter import catalog
+from metrics import catalog
+from metrics.promql import RULES, selector
 from rules.inputs import series
 from rules.model import AlertRule, InputSeries, Severity
 from rules.params import RuleParams
-from rules.promql import RULES, selector
 
 BY = "job, instance"
 # Rate floors only make sense while the KRX session is open.

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from exporter.catalog import MetricSpec
+from metrics.catalog import MetricSpec
+from metrics.promql import JOB, LabelValue, Scope, selector
 from rules.model import InputSeries
-from rules.promql import JOB, LabelValue, Scope, selector
 
 TEST_INSTANCE = "127.0.0.1:9464"
 TEST_SCOPE = Scope((("job", "=", JOB), ("instance", "=", TEST_INSTANCE)))

@@ -12,8 +12,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from metrics.promql import duration
 from observer.errors import ObserverError
-from rules.promql import duration
 
 Severity = Literal["critical", "warning", "none"]
 SEVERITIES: tuple[Severity, ...] = ("critical", "warning", "none")

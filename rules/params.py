@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from metrics.promql import duration
 from observer.errors import ObserverError
-from rules.promql import duration
 
 # Where alerts go unless told otherwise: the conventional local webhook sink of the
 # Alertmanager examples. Replace it with the paging/chat integration of the deployment.

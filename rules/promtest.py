@@ -14,8 +14,8 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
+from metrics.promql import duration
 from rules.model import PLACEHOLDER, TEMPLATE, AlertDefinition, Firing, InputSeries, RuleError
-from rules.promql import duration
 
 STEP_SECONDS = 60  # interval of the input series
 HEALTHY_AFTER_SECONDS = (6 * 60, 20 * 60)  # healthy cases are checked this long after `for`

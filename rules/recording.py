@@ -9,16 +9,16 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-from exporter import catalog
-from rules.model import RecordingRule, RuleGroup
-from rules.params import RuleParams
-from rules.promql import (
+from metrics import catalog
+from metrics.promql import (
     PROCESS_CPU,
     PROCESS_RESIDENT_MEMORY,
     RULES,
     others,
     selector,
 )
+from rules.model import RecordingRule, RuleGroup
+from rules.params import RuleParams
 
 BY = "job, instance"
 WINDOW_SECONDS = 300  # the window of every `rate5m` series (scaled by the profile)

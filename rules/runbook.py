@@ -10,10 +10,10 @@ import sys
 from itertools import groupby
 from pathlib import Path
 
+from metrics.promql import duration
 from rules.alerts_ops import FRESHNESS_SLO
 from rules.model import AlertDefinition
 from rules.params import DEFAULT, DEFAULT_MEMORY_LIMIT_BYTES, DEFAULT_WEBHOOK_URL, RuleParams
-from rules.promql import duration
 from rules.render import all_definitions, source_definitions
 
 INTRO = f"""# Runbook

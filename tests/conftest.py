@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from prometheus_client import CollectorRegistry
 
-from exporter.registry import Metrics, new_registry
+from metrics.registry import Metrics, new_registry
 
 
 @pytest.fixture

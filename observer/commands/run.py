@@ -28,13 +28,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from exporter.registry import Metrics, new_registry
-from exporter.server import ExporterServer, Readiness, WebConfigLike
+from exporter.server import ExporterServer, WebConfigLike
+from metrics.registry import Metrics, new_registry
 from observer import __version__, logs
 from observer.commands import add_config_argument, settings_from_args
 from observer.config import ObserverSettings, parse_listen
 from observer.credentials import Credentials, from_environment
 from observer.errors import ConfigError, NotAvailableError
+from observer.readiness import Readiness
 from observer.runtime import ObserverApp, resolve_endpoint
 from observer.tracking import Tracking
 

@@ -24,17 +24,17 @@ from typing import Any, Literal
 
 import aiohttp
 
-from exporter import catalog
-from exporter.registry import Metrics
+from metrics import catalog
+from metrics.registry import Metrics
 from observer.config import TokenSettings
 from observer.credentials import Credentials
 from observer.kis.errors import Classification, KisApiError, classify, transport_failure
 from observer.kis.token import AccessToken, TokenCache, TokenManager, parse_token_answer
 from observer.limiter import Grant, RateLimiter
+from observer.market import KST
 from observer.records import Snapshot, Trade
 
 log = logging.getLogger(__name__)
-KST = dt.timezone(dt.timedelta(hours=9))
 
 PRICE_PATH = "/uapi/domestic-stock/v1/quotations/inquire-price"
 TRADES_PATH = "/uapi/domestic-stock/v1/quotations/inquire-time-itemconclusion"

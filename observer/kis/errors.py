@@ -4,32 +4,29 @@ KIS answers business calls with ``rt_cd`` / ``msg_cd`` / ``msg1`` and the OAuth
 endpoints with ``error_code`` / ``error_description``; the HTTP status varies
 by source (EGW00201 comes as HTTP 500, EGW00133 as 403, expired tokens as 200
 or 500), so decisions are taken on the codes and the status is only a fallback
-when the body carries none. Error classes are ``exporter.catalog.API_ERROR_CLASSES``.
+when the body carries none. Error classes are ``metrics.catalog.API_ERROR_CLASSES``.
 """
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 
+from metrics.labels import ErrorClass
 from observer.errors import ObserverError
+
+__all__ = [
+    "Classification",
+    "ErrorClass",
+    "KisApiError",
+    "TokenUnavailableError",
+    "classify",
+    "transport_failure",
+]
 
 RATE_LIMITED = "EGW00201"  # 초당 거래건수를 초과하였습니다.
 ISSUANCE_THROTTLED = "EGW00133"  # token issuance at most once a minute
 TOKEN_REJECTED = frozenset({"EGW00121", "EGW00122", "EGW00123"})  # invalid / not found / expired
 AUTH_REJECTED = frozenset({"EGW00103", "EGW00105"})  # bad app key / app secret
-
-
-class ErrorClass(enum.StrEnum):
-    """Matches exporter.catalog.API_ERROR_CLASSES (the ``error_class`` label)."""
-
-    RATE_LIMIT = "rate_limit"
-    TOKEN = "token"
-    AUTH = "auth"
-    SERVER = "server"
-    TRANSPORT = "transport"
-    CLIENT = "client"
-    BUSINESS = "business"
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,14 +31,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from exporter import catalog
-from exporter.registry import Metrics
+from metrics import catalog
+from metrics.registry import Metrics
 from observer.config import TokenSettings
 from observer.credentials import Credentials
 from observer.kis.errors import KisApiError, TokenUnavailableError
+from observer.market import KST
 
 log = logging.getLogger(__name__)
-KST = dt.timezone(dt.timedelta(hours=9))
 MAX_RETRY_WAIT_SECONDS = 60.0
 
 

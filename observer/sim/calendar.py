@@ -8,9 +8,10 @@ own approximation of the KRX closing days; ``chk-holiday`` answers from it.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 
-KST = timezone(timedelta(hours=9), "KST")
+from observer.market import KST
+
 OPEN_SECONDS = 9 * 3600  # 09:00
 CLOSE_SECONDS = 15 * 3600 + 30 * 60  # 15:30
 DAY_SECONDS = 86400

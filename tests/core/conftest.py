@@ -9,10 +9,10 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-from exporter.registry import Metrics
-from exporter.server import Readiness
+from metrics.registry import Metrics
 from observer.config import ObserverSettings, SimSettings
 from observer.credentials import demo_credentials
+from observer.readiness import Readiness
 from observer.runtime import Endpoint, ObserverApp
 from observer.sim import SimExchange
 

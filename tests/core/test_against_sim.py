@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter.registry import Metrics
+from metrics.registry import Metrics
 from observer.records import Trigger, TriggerKind
 from observer.sim import SimExchange
 from observer.storage import StorageReader

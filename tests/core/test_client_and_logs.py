@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
-from exporter.registry import Metrics
+from metrics.registry import Metrics
 from observer.credentials import demo_credentials
 from observer.kis.client import KisClient
 from observer.limiter import RateLimiter

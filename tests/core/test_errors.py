@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from exporter import catalog
+from metrics import catalog
 from observer.kis.errors import ErrorClass, classify
 
 

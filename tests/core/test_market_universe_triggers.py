@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from exporter import catalog
-from exporter.registry import Metrics
+from metrics import catalog
+from metrics.registry import Metrics
 from observer.config import TrackBSettings
 from observer.kis.master import MasterRow
 from observer.market import KST, MarketCalendar

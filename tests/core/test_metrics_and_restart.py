@@ -13,9 +13,10 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.registry import Metrics
-from exporter.server import ExporterServer, Readiness
+from exporter.server import ExporterServer
+from metrics.registry import Metrics
 from observer.credentials import demo_credentials
+from observer.readiness import Readiness
 from observer.sim import SimExchange
 from observer.storage import StorageReader
 from tests.core.conftest import observer_settings, running, sim_settings, value, wait_for

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from exporter import catalog
-from exporter.registry import Metrics
+from metrics import catalog
+from metrics.registry import Metrics
 from observer.config import StorageSettings
 from observer.records import Gap, GapCause, Recovery, Severity, Snapshot, Track, Trade
 from observer.storage import Storage, StorageReader

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from exporter import catalog
-from exporter.registry import Metrics
+from metrics import catalog
+from metrics.registry import Metrics
 from observer.config import TokenSettings
 from observer.credentials import demo_credentials
 from observer.kis.errors import KisApiError, TokenUnavailableError, classify

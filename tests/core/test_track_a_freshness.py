@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from exporter.registry import Metrics
+from metrics.registry import Metrics
 from observer.config import GapSettings, TrackASettings, TrackBSettings
 from observer.limiter import RateLimiter
 from observer.records import Gap, GapCause, Recovery, Severity, Snapshot, Track

@@ -13,11 +13,11 @@ import pytest
 import dashboards
 from dashboards.lint import lint_dashboard, lint_expr
 from dashboards.observer import SPEC_ROWS, UID
-from exporter import catalog
-from exporter.catalog import Kind
+from metrics import catalog
+from metrics.catalog import Kind
+from metrics.promql import known_metric_names
 from rules import recording
 from rules.params import RuleParams
-from rules.promql import known_metric_names
 from rules.render import rule_groups
 
 Dashboard = dict[str, Any]

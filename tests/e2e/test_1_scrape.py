@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from exporter import catalog
-from exporter.catalog import Kind, MetricSpec
+from metrics import catalog
+from metrics.catalog import Kind, MetricSpec
 from tests.e2e.conftest import World
 from tests.stack.poll import until
 

@@ -17,10 +17,10 @@ from pathlib import Path
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.registry import Metrics, new_registry
-from exporter.server import Readiness
+from metrics.registry import Metrics, new_registry
 from observer.config import ObserverSettings
 from observer.credentials import demo_credentials
+from observer.readiness import Readiness
 from observer.records import Recovery
 from observer.runtime import COMPONENTS, ComponentFactory, Endpoint, ObserverApp
 from observer.sim import SimExchange

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from exporter import catalog
-from exporter.catalog import Kind
-from exporter.docs import rendered_docs
+from metrics import catalog
+from metrics.catalog import Kind
+from observer.commands.docs import rendered_docs
 
 ROOT = Path(__file__).resolve().parents[2]
 NAME = re.compile(r"^observer_[a-z0-9_]+$")
@@ -91,4 +91,6 @@ def test_by_name_finds_entries_and_names_unknown_ones() -> None:
 @pytest.mark.parametrize("name", ["metrics.md", "config.schema.json"])
 def test_generated_docs_are_current(name: str) -> None:
     committed = (ROOT / "docs" / name).read_text(encoding="utf-8")
-    assert committed == rendered_docs()[name], f"docs/{name} is stale: run python -m exporter.docs"
+    assert committed == rendered_docs()[name], (
+        f"docs/{name} is stale: run python -m observer.commands.docs"
+    )

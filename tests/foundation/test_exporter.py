@@ -19,10 +19,11 @@ from prometheus_client.openmetrics.parser import (
 )
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter import catalog
 from exporter.exposition import Rendered
-from exporter.registry import Metrics
-from exporter.server import ExporterServer, Readiness, serving
+from exporter.server import ExporterServer, serving
+from metrics import catalog
+from metrics.registry import Metrics
+from observer.readiness import Readiness
 
 SPEC_SUMMARY_KEYS = {
     "universe": {"current_size", "total_created", "total_deleted"},

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from exporter import catalog
-from rules.promql import DASHBOARD, RULES, PromQLError, duration, others, selector
+from metrics import catalog
+from metrics.promql import DASHBOARD, RULES, PromQLError, duration, others, selector
 from rules.promtest import humanize, humanize_duration, humanize_percentage, render_template
 
 

@@ -14,11 +14,11 @@ import pytest
 import yaml
 
 import rules
+from metrics.promql import known_metric_names
 from rules import recording
 from rules.check import check_files, untested_alerts
 from rules.model import AlertRule, RecordingRule, RuleError
 from rules.params import DEFAULT, E2E, ProfileError, RuleParams
-from rules.promql import known_metric_names
 from rules.promtest import unit_tests
 from rules.render import (
     ALERTMANAGER_PATH,

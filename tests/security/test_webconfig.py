@@ -18,9 +18,9 @@ import bcrypt
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.registry import Metrics
 from exporter.server import ExporterServer
 from exporter.webconfig import WebConfig, load_web_config, parse_basic_auth
+from metrics.registry import Metrics
 from observer.errors import ConfigError
 from tests.security.certs import Pki
 

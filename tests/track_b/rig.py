@@ -12,9 +12,9 @@ from pathlib import Path
 import aiohttp
 from prometheus_client import CollectorRegistry
 
-from exporter import catalog
-from exporter.catalog import MetricSpec
-from exporter.registry import Metrics, new_registry
+from metrics import catalog
+from metrics.catalog import MetricSpec
+from metrics.registry import Metrics, new_registry
 from observer.backfill import Page
 from observer.config import GapSettings, SimSettings, StorageSettings, TrackBSettings
 from observer.credentials import demo_credentials

@@ -7,7 +7,7 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exporter.registry import Metrics
+from metrics.registry import Metrics
 from observer.backfill import Page
 from observer.config import GapSettings, TrackBSettings
 from observer.gaps import TrackBGapDetector

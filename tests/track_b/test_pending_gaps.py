@@ -17,8 +17,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from exporter import catalog
-from exporter.registry import Metrics, new_registry
+from metrics import catalog
+from metrics.registry import Metrics, new_registry
 from observer.config import GapSettings, StorageSettings
 from observer.credentials import demo_credentials
 from observer.gaps import GapWindow, TrackBGapDetector

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from exporter.registry import Metrics, new_registry
+from metrics.registry import Metrics, new_registry
 from observer.config import GapSettings, StorageSettings
 from observer.gaps import TrackBGapDetector, exchange_timestamp
 from observer.records import GapCause, Severity

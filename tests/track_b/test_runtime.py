@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from exporter.registry import Metrics
-from exporter.server import Readiness
+from metrics.registry import Metrics
 from observer.config import ObserverSettings
 from observer.credentials import demo_credentials
+from observer.readiness import Readiness
 from observer.records import GapCause, Recovery
 from observer.runtime import Endpoint, ObserverApp
 from observer.sim import SimExchange

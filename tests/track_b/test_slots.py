@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from observer.slots import ClaimOutcome, SlotError, SlotTable
+from metrics.labels import ClaimOutcome
+from observer.slots import SlotError, SlotTable
 
 
 def test_capacity_is_bounded_by_kis() -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import aiohttp
 import sentry_sdk
 
-from exporter.registry import Metrics, new_registry
+from metrics.registry import Metrics, new_registry
 from observer.backfill import Backfiller, Page
 from observer.config import GapSettings, StorageSettings
 from observer.credentials import demo_credentials

@@ -9,8 +9,8 @@ import aiohttp
 import pytest
 import sentry_sdk
 
-from exporter.registry import Metrics
 from exporter.server import ExporterServer
+from metrics.registry import Metrics
 from observer import __version__
 from observer.config import SentrySettings
 from observer.errors import ConfigError, ObserverError

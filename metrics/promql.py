@@ -12,15 +12,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from exporter import catalog
-from exporter.catalog import Kind, MetricSpec
-from observer.errors import ObserverError
+from metrics import catalog
+from metrics.catalog import Kind, MetricSpec
 
 JOB = "observer"  # the job label Prometheus scrapes Observer with
 
 
-class PromQLError(ObserverError, ValueError):
-    """A selector names a label or label value its metric does not have."""
+class PromQLError(ValueError):
+    """A selector names a label or label value its metric does not have (a bug in a builder)."""
 
 
 # Metrics Observer's queries read but its catalog does not declare.

@@ -20,8 +20,8 @@ from prometheus_client import (
 )
 from prometheus_client.metrics import MetricWrapperBase
 
-from exporter import catalog
-from exporter.catalog import Kind, MetricSpec
+from metrics import catalog
+from metrics.catalog import Kind, MetricSpec
 
 Clock = Callable[[], float]
 M = TypeVar("M", bound=MetricWrapperBase)

@@ -1,6 +1,6 @@
 """Generated reference docs: ``docs/metrics.md`` from the catalog, ``docs/config.schema.json``.
 
-``python -m exporter.docs [DIR]`` rewrites both (default ``docs/``); a test fails when
+``python -m observer.commands.docs [DIR]`` rewrites both (default ``docs/``); a test fails when
 the committed files differ from what this module renders.
 """
 
@@ -9,13 +9,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from exporter import catalog
-from exporter.catalog import MetricSpec
+from metrics import catalog
+from metrics.catalog import MetricSpec
 from observer.config import render_json_schema
 
 HEADER = """# Metrics
 
-Generated from `exporter/catalog.py` by `python -m exporter.docs`; do not edit by hand.
+Generated from `metrics/catalog.py` by `python -m observer.commands.docs`; do not edit by hand.
 
 Every metric is declared once in the catalog; the exporter registers from it and the
 dashboards and alert rules build their queries from its entries. Counters end in `_total`,

@@ -10,6 +10,19 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from metrics import labels
+from metrics.labels import (
+    ClaimOutcome,
+    ErrorClass,
+    GapCause,
+    Lane,
+    ReconnectReason,
+    RowKind,
+    Severity,
+    TriggerKind,
+    values,
+)
+
 
 class Kind(enum.Enum):
     """Prometheus metric types used by Observer."""
@@ -80,17 +93,17 @@ ENDPOINTS = (
     "master_file",
 )
 API_OUTCOMES = ("ok", "error")
-API_ERROR_CLASSES = ("rate_limit", "token", "auth", "server", "transport", "client", "business")
-LANES = ("backfill", "sweep")
+API_ERROR_CLASSES = values(ErrorClass)
+LANES = values(Lane)
 TRACKS = ("a", "b")
-SEVERITIES = ("low", "medium", "high")
-GAP_CAUSES = ("stale_snapshot", "volume_jump", "session_drop", "session_stall", "silent_symbol")
-TRIGGER_KINDS = ("price_move", "volume_surge")
-TRIGGER_OUTCOMES = ("claimed", "evicted_other", "already_held", "refused")
-RECONNECT_REASONS = ("drop", "idle", "error", "refused", "approval")
+SEVERITIES = values(Severity)
+GAP_CAUSES = values(GapCause)
+TRIGGER_KINDS = values(TriggerKind)
+TRIGGER_OUTCOMES = values(ClaimOutcome)
+RECONNECT_REASONS = values(ReconnectReason)
 REFRESH_RESULTS = ("success", "failure")
-BACKFILL_OUTCOMES = ("full", "partial", "none")
-ROW_KINDS = ("snapshot", "trade", "gap")
+BACKFILL_OUTCOMES = values(labels.BACKFILL_OUTCOMES)
+ROW_KINDS = values(RowKind)
 
 # promtool check metrics splits names on "_" and flags the token "b" as an abbreviated
 # unit (bytes), so every observer_track_b_* name fails its lint: Track B metrics are
