@@ -6,7 +6,12 @@ STAMP := $(VENV)/.installed
 DEBIAN_PACKAGES := prometheus prometheus-alertmanager docker-compose faketime openssl
 LISTEN ?= 127.0.0.1:9464
 
-.PHONY: run test lint typecheck bench generate system-deps clean
+# Most tests wait on loopback servers rather than compute, so three workers fit two cores.
+# A test file runs whole on one worker: the e2e files share a world per worker.
+PYTEST_WORKERS ?= 3
+PYTEST_PARALLEL := -n $(PYTEST_WORKERS) --dist loadfile
+
+.PHONY: run test test-fast lint typecheck bench generate system-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +30,11 @@ run: $(STAMP)
 test: $(STAMP) system-deps
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_PARALLEL)
+
+## test-fast: the inner loop: everything but the e2e and slow tests (about a minute).
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_PARALLEL) -m "not e2e and not slow"
 
 ## system-deps: the Debian packages the end-to-end tests run for real.
 system-deps:

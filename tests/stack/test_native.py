@@ -22,7 +22,10 @@ from observer.stack.native import (
     stop_detached,
 )
 
-pytestmark = pytest.mark.skipif(not binaries_available(), reason="Debian binaries not installed")
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(not binaries_available(), reason="Debian binaries not installed"),
+]
 
 NAMES = ("prometheus", "alertmanager")
 

@@ -14,7 +14,10 @@ import pytest
 from observer.stack.native import binaries_available
 from tests.stack.poll import until
 
-pytestmark = pytest.mark.skipif(not binaries_available(), reason="Debian binaries not installed")
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(not binaries_available(), reason="Debian binaries not installed"),
+]
 STACK_UP = re.compile(r"stack up prometheus=(\S+) alertmanager=(\S+)")
 
 
