@@ -1,7 +1,7 @@
 """Fault → alert: each simulator fault that an alert exists for reaches Alertmanager, then resolves.
 
-Runs after the scrape and dashboard tests on the same Observer (the kill test last: it
-restarts Observer). Time to fire is measured from the fault to the alert listed by
+Runs on its own Observer and stack (a test file runs whole on one worker; the kill test
+last: it restarts Observer). Time to fire is measured from the fault to the alert listed by
 Alertmanager's ``/api/v2/alerts``; with ``ALERTS_E2E_REPORT=FILE`` the observed
 table is written to FILE (docs/alerts-e2e.md is made from it).
 """
