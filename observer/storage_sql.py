@@ -7,6 +7,7 @@ is stored under its natural unique key (``records.py``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 from collections.abc import Iterable, Sequence
@@ -99,7 +100,13 @@ def connect(path: Path) -> sqlite3.Connection:
 
 
 def write_batch(connection: sqlite3.Connection, batch: Sequence[Record]) -> dict[str, int]:
-    """Commit ``batch`` in one transaction; returns new rows by kind. Rolls back on error."""
+    """Commit ``batch`` in one transaction; returns new rows by kind.
+
+    On error the transaction is rolled back and the original error raised. On a
+    full disk (``SQLITE_FULL``) SQLite may already have rolled back by itself: a
+    second ROLLBACK would then fail with "no transaction is active" and replace
+    the real cause, so it is issued only while a transaction is still open.
+    """
     new = {kind: 0 for kind in catalog.ROW_KINDS}
     connection.execute("BEGIN")
     try:
@@ -107,9 +114,18 @@ def write_batch(connection: sqlite3.Connection, batch: Sequence[Record]) -> dict
             new[_kind(record)] += _write(connection, record)
         connection.execute("COMMIT")
     except BaseException:
-        connection.execute("ROLLBACK")
+        _rollback(connection)
         raise
     return new
+
+
+def _rollback(connection: sqlite3.Connection) -> None:
+    """Roll back an open transaction; a failing rollback never hides the error being handled."""
+    if not connection.in_transaction:
+        return
+    # The caller re-raises the error that made the rollback necessary: that is the cause.
+    with contextlib.suppress(sqlite3.Error):
+        connection.execute("ROLLBACK")
 
 
 def _write(connection: sqlite3.Connection, record: Record) -> int:
