@@ -41,8 +41,26 @@ def hhmmss(ts: float) -> str:
     return kst(ts).strftime("%H%M%S")
 
 
+# The days the calendar answers for (``chk-holiday`` rows run HOLIDAY_ROWS days past
+# the first): far inside ``date``'s own range, so no day arithmetic can overflow.
+FIRST_DAY = date(1970, 1, 1)
+LAST_DAY = date(2999, 12, 31)
+
+
 def yyyymmdd(day: date) -> str:
-    return day.strftime("%Y%m%d")
+    # Not strftime: glibc writes year 1 as "1", not "0001".
+    return f"{day.year:04d}{day.month:02d}{day.day:02d}"
+
+
+def parse_business_date(text: str) -> date | None:
+    """``YYYYMMDD`` between FIRST_DAY and LAST_DAY, or None (malformed, absent or out of range)."""
+    if len(text) != 8 or not (text.isascii() and text.isdigit()):
+        return None
+    try:
+        day = date(int(text[:4]), int(text[4:6]), int(text[6:8]))
+    except ValueError:
+        return None
+    return day if FIRST_DAY <= day <= LAST_DAY else None
 
 
 def midnight(day: date) -> float:

@@ -13,6 +13,7 @@ either case, ``custtype`` is optional and unknown fields are ignored.
 from __future__ import annotations
 
 import asyncio
+import codecs
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import date
@@ -21,7 +22,16 @@ from typing import Any
 from aiohttp import web
 
 from observer.kis.master import Market, zip_master
-from observer.sim.calendar import DAY_SECONDS, format_kst, kst_date, midnight
+from observer.sim.calendar import (
+    DAY_SECONDS,
+    FIRST_DAY,
+    LAST_DAY,
+    format_kst,
+    kst_date,
+    midnight,
+    parse_business_date,
+    yyyymmdd,
+)
 from observer.sim.faults import Fault, FaultError, parse_fault
 from observer.sim.model import SymbolProcess
 from observer.sim.quotes import (
@@ -42,6 +52,8 @@ TR_IDS = {PRICE_PATH: "FHKST01010100", TRADES_PATH: "FHPST01060000", HOLIDAY_PAT
 OK_MESSAGE = "정상처리 되었습니다."
 RATE_MESSAGE = "초당 거래건수를 초과하였습니다."
 HOLIDAY_ROWS = 30
+BAD_INPUT = "OPSQ2001"  # KIS's msg_cd for an input field it cannot use
+MAX_JSON_DEPTH = 32  # fault and OAuth bodies are flat; deeper nesting is hostile
 
 FaultHandler = Callable[[Fault], Awaitable[None]]
 Handler = Callable[[web.Request, dict[str, str]], Awaitable[web.Response]]
@@ -76,12 +88,69 @@ def _failure(msg_cd: str, status: int, message: str | None = None) -> web.Respon
     return _json({"rt_cd": "1", "msg_cd": msg_cd, "msg1": text}, status=status, outcome=msg_cd)
 
 
-async def _body(request: web.Request) -> dict[str, Any]:
+class BadBody(Exception):
+    """A request body the simulator cannot read; ``status`` and the message say why."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+async def read_json(request: web.Request) -> Any:
+    """The JSON body of ``request``, read with bounds; raises BadBody (4xx) on anything else.
+
+    The declared charset must exist (a bogus one is 415, not a LookupError), the
+    text must decode and parse, and nesting deeper than ``MAX_JSON_DEPTH`` is
+    refused (a 100k-deep array would exhaust the parser's recursion).
+    """
     try:
-        body = await request.json(loads=json.loads)
-    except (ValueError, UnicodeDecodeError):
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise BadBody(413, "body too large") from None
+    charset = request.charset or "utf-8"
+    try:
+        codecs.lookup(charset)
+    except LookupError:
+        raise BadBody(415, f"unsupported charset {charset[:40]!r}") from None
+    try:
+        document = json.loads(raw.decode(charset))
+    except (ValueError, UnicodeDecodeError):  # JSONDecodeError is a ValueError
+        raise BadBody(400, "body is not valid JSON") from None
+    except RecursionError:
+        raise BadBody(400, f"body nested deeper than {MAX_JSON_DEPTH} levels") from None
+    if _depth_exceeds(document, MAX_JSON_DEPTH):
+        raise BadBody(400, f"body nested deeper than {MAX_JSON_DEPTH} levels")
+    return document
+
+
+def _depth_exceeds(document: Any, limit: int) -> bool:
+    """True when lists/objects nest deeper than ``limit`` (iterative: no recursion)."""
+    if not isinstance(document, dict | list):
+        return False
+    stack: list[tuple[Any, int]] = [(document, 1)]
+    while stack:
+        node, depth = stack.pop()
+        for child in node.values() if isinstance(node, dict) else node:
+            if isinstance(child, dict | list):
+                if depth + 1 > limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    """An OAuth body as a mapping; unreadable bodies are empty (the grant is then refused)."""
+    try:
+        body = await read_json(request)
+    except BadBody:
         return {}
     return body if isinstance(body, dict) else {}
+
+
+def _fault_refusal(status: int, message: str) -> web.Response:
+    """A refused ``/sim/faults`` body: KIS-style fields, and ``error`` as before."""
+    body = {"rt_cd": "1", "msg_cd": BAD_INPUT, "msg1": message, "error": message}
+    return _json(body, status=status, outcome=BAD_INPUT)
 
 
 def _oauth_refusal(refusal: Refusal) -> web.Response:
@@ -216,9 +285,9 @@ class RestApi:
 
     async def trades_by_time(self, request: web.Request, query: dict[str, str]) -> web.Response:
         hour = query.get("fid_input_hour_1", "").strip() or "235959"
-        if len(hour) != 6 or not hour.isdigit():
+        if len(hour) != 6 or not (hour.isascii() and hour.isdigit()):
             message = "FID_INPUT_HOUR_1 must be HHMMSS"
-            return _failure("OPSQ2001", 200, message)
+            return _failure(BAD_INPUT, 400, message)
         process = self._listed_process(query.get("fid_input_iscd", "").strip())
         rows: list[dict[str, str]] = []
         summary: dict[str, str] = {}
@@ -249,11 +318,15 @@ class RestApi:
 
     async def holidays(self, request: web.Request, query: dict[str, str]) -> web.Response:
         text = query.get("bass_dt", "").strip()
-        try:
-            first = date(int(text[:4]), int(text[4:6]), int(text[6:8])) if text else None
-        except ValueError:
-            return _failure("OPSQ2001", 200, "BASS_DT must be YYYYMMDD")
-        first = first or kst_date(self.state.clock.now())
+        first = kst_date(self.state.clock.now())
+        if text:
+            parsed = parse_business_date(text)
+            if parsed is None:
+                message = (
+                    f"BASS_DT must be YYYYMMDD from {yyyymmdd(FIRST_DAY)} to {yyyymmdd(LAST_DAY)}"
+                )
+                return _failure(BAD_INPUT, 400, message)
+            first = parsed
         rows = self.state.model.calendar.holiday_rows(first, HOLIDAY_ROWS)
         body = {
             "output": rows,
@@ -284,13 +357,13 @@ class RestApi:
 
     async def sim_inject(self, request: web.Request) -> web.Response:
         try:
-            body = json.loads(await request.text())
-        except ValueError:
-            return _json({"error": "fault body is not valid JSON"}, status=400)
+            body = await read_json(request)
+        except BadBody as exc:
+            return _fault_refusal(exc.status, f"fault {exc}")
         try:
             fault = parse_fault(body)
         except FaultError as exc:
-            return _json({"error": str(exc)}, status=400)
+            return _fault_refusal(400, str(exc))
         await self.on_fault(fault)
         return _json({"ok": True, "fault": fault.model_dump()})
 

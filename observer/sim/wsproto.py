@@ -76,7 +76,7 @@ def parse_control(text: str) -> Control | None:
     """The client's message, or None if it is not the JSON the broker expects (OPSP9999)."""
     try:
         message = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: hostile nesting, not JSON we take
         return None
     if not isinstance(message, dict) or not isinstance(message.get("header"), dict):
         return None
@@ -88,11 +88,20 @@ def parse_control(text: str) -> Control | None:
     if not isinstance(inputs, dict):
         inputs = {}
     return Control(
-        approval_key=str(header.get("approval_key", "")),
-        tr_type=str(header.get("tr_type", "")),
-        tr_id=str(inputs.get("tr_id", "")),
-        tr_key=str(inputs.get("tr_key", "")),
+        approval_key=_text(header.get("approval_key")),
+        tr_type=_text(header.get("tr_type")),
+        tr_id=_text(inputs.get("tr_id")),
+        tr_key=_text(inputs.get("tr_key")),
     )
+
+
+def _text(value: object) -> str:
+    """A string field as it is; numbers as text; anything else (a nested value) as empty."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return ""
 
 
 @dataclass(slots=True)
