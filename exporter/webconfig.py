@@ -46,8 +46,12 @@ CLIENT_AUTH = {
     "RequireAndVerifyClientCert": ssl.CERT_REQUIRED,
 }
 _BCRYPT_HASH = re.compile(r"\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}")
-# Checked when the user is unknown, so that answering takes as long as for a known user.
-_DUMMY_HASH = b"$2b$10$QOauhQNbBCuQDKes6eFzPeMqBSjb7Mr5DUmpZ/VcEd00UAV/LDeSi"
+
+
+def bcrypt_cost(hashed: str | bytes) -> int:
+    """The cost (log2 of the rounds) of a ``$2b$12$…`` hash: 12."""
+    text = hashed.decode() if isinstance(hashed, bytes) else hashed
+    return int(text[4:6])
 
 
 class _Strict(BaseModel):
@@ -86,6 +90,20 @@ class WebConfigFile(_Strict):
                 raise ValueError(f"user name {user!r} must be non-empty and without ':'")
             if not _BCRYPT_HASH.fullmatch(hashed):
                 raise ValueError(f"{user}: not a bcrypt hash ($2a$/$2b$/$2y$, 60 characters)")
+        costs = {user: bcrypt_cost(hashed) for user, hashed in (users or {}).items()}
+        for user, cost in costs.items():
+            if not 4 <= cost <= 31:
+                raise ValueError(f"{user}: bcrypt cost {cost} is outside 4–31")
+        highest = max(costs.values(), default=0)
+        for user, cost in costs.items():
+            # A cheaper hash answers a wrong password faster than the others (and than
+            # an unknown user, checked at the highest cost): timing would name the user.
+            if cost != highest:
+                raise ValueError(
+                    f"{user}: bcrypt cost {cost} differs from {highest} of another user "
+                    "(failed attempts would tell the users apart); hash every password "
+                    "with the same cost"
+                )
         return users
 
 
@@ -164,6 +182,13 @@ class WebConfig:
         self._cache_size = cache_size
         self._pending: dict[bytes, asyncio.Future[bool]] = {}
         self._cache_key = secrets.token_bytes(32)
+        # Checked for an unknown user, at the configured users' cost (one cost for all:
+        # the file's validation refuses a mix), so that every failed attempt costs the
+        # same bcrypt round whatever the name. Made once here: one round at start.
+        cost = max((bcrypt_cost(hashed) for hashed in self._users.values()), default=4)
+        self._dummy_hash = bcrypt.hashpw(
+            secrets.token_urlsafe(16).encode(), bcrypt.gensalt(rounds=cost)
+        )
         self.bcrypt_checks = 0  # how many bcrypt rounds ran (the cache's misses)
 
     def ssl_context(self) -> ssl.SSLContext | None:
@@ -194,7 +219,7 @@ class WebConfig:
         user_bytes, password_bytes = user.encode(), password.encode()
         hashed = self._hash_for(user_bytes)
         known = hashed is not None
-        hashed = hashed if hashed is not None else _DUMMY_HASH
+        hashed = hashed if hashed is not None else self._dummy_hash
         # Length-prefixed, so no (user, password) pair can be spelt as another.
         parts = b"".join(
             len(p).to_bytes(4, "big") + p for p in (user_bytes, password_bytes, hashed)
@@ -212,7 +237,10 @@ class WebConfig:
             )
             self._pending[key] = check
             check.add_done_callback(lambda done: self._settle(key, done))
-        return known and await asyncio.shield(check)
+        # Awaited whoever asked: ``known and await …`` would answer an unknown user
+        # at once, before the dummy round ends.
+        matched = await asyncio.shield(check)
+        return known and matched
 
     def _settle(self, key: bytes, done: asyncio.Future[bool]) -> None:
         del self._pending[key]
