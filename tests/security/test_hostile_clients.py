@@ -8,7 +8,6 @@ credential into an error line.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import ssl
 import statistics
@@ -24,6 +23,7 @@ import pytest
 from exporter.server import ExporterServer
 from exporter.webconfig import WebConfig, load_web_config
 from metrics.registry import Metrics
+from observer.errors import ConfigError
 from tests.security.certs import Pki
 
 USER, PASSWORD = "prometheus", "scrape-Pa55word"
@@ -103,8 +103,6 @@ async def test_a_failed_attempt_costs_the_same_for_unknown_and_known_users(
 
 
 def test_users_hashed_at_different_costs_are_refused(tmp_path: Path, pki: Pki) -> None:
-    from observer.errors import ConfigError
-
     users = {USER: hashed(PASSWORD, 5), "grafana": hashed(PASSWORD, 4)}
     path = write_web_config(tmp_path, pki, users)
     with pytest.raises(ConfigError) as error:
