@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from itertools import pairwise
 from typing import Protocol
 
@@ -156,7 +156,7 @@ class Backfiller:
                 await self._page(window, progress)
             recovery = judge(window, progress.rows.values(), covered=progress.covered)
             for trade in sorted(progress.rows.values(), key=lambda t: t.cumulative_volume):
-                await self._sink.put(replace(trade, source="backfill"))
+                await self._sink.put(trade._replace(source="backfill"))
             filled = window.with_recovery(recovery)
             await self._sink.put(filled)
             if span is not None:

@@ -201,6 +201,14 @@ class TrackBGapDetector:
             self._latest_date, self._latest_time = trade.business_date, None
         if self._latest_time is None or trade.time > self._latest_time:
             self._latest_time = trade.time
+        if (
+            seen is not None
+            and state.open is None
+            and trade.cumulative_volume - trade.volume <= seen.cumulative
+        ):
+            # The common case, no volume missed and no gap open: updated in place, no window.
+            seen.time, seen.cumulative, seen.received_at = trade.time, trade.cumulative_volume, now
+            return None
         window = self._close_or_jump(trade.symbol, state, seen, trade, now)
         state.seen = _Seen(trade.business_date, trade.time, trade.cumulative_volume, now)
         state.open = None

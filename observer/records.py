@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from metrics.labels import GapCause, Recovery, Severity, TriggerKind
 
@@ -45,13 +46,17 @@ class Snapshot:
         return (self.symbol, self.collected_at)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Trade:
+class Trade(NamedTuple):
     """One executed trade (an ``H0STCNT0`` record or a backfilled row).
 
     Per symbol and business day ``cumulative_volume`` strictly increases with
     every trade, so (symbol, business_date, cumulative_volume) identifies it;
     the WebSocket record and its backfilled twin share that key.
+
+    A named tuple, not a dataclass: Track B makes one per received record, and
+    its fields are in the order of the ``trades`` table's columns, so a trade is
+    its own row of SQL parameters (``observer.storage_sql``). Copy with
+    ``trade._replace(source=...)``.
     """
 
     symbol: str
@@ -60,7 +65,7 @@ class Trade:
     price: int
     volume: int  # CNTG_VOL
     cumulative_volume: int  # ACML_VOL
-    source: str = "ws"  # "ws" or "backfill"
+    source: str = "ws"  # "ws", "backfill" or "sim"
 
     @property
     def key(self) -> tuple[str, str, int]:

@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -55,15 +56,26 @@ __all__ = ["Record", "Storage", "StorageError", "StorageReader", "StoredCounts"]
 class Storage:
     """``async with Storage(path, settings, metrics=m) as storage: await storage.put(record)``.
 
-    ``put`` waits while the queue is full; ``flush`` returns once everything put
-    so far is committed; leaving the ``async with`` flushes and closes.
+    ``put`` and ``put_many`` wait while the queue is full; ``flush`` returns once
+    everything put so far is committed; leaving the ``async with`` flushes and closes.
+
+    The queue is a deque the writer empties a batch at a time: a producer hands
+    over a whole frame's records in one ``put_many`` (Track B calls it once per
+    WebSocket frame), and the writer is woken only when it waits for a first
+    record, when a batch is full, or when a flush asks for what is there.
     """
 
     def __init__(self, path: Path, settings: StorageSettings, *, metrics: Metrics) -> None:
         self.path = path
         self._settings = settings
         self._metrics = metrics
-        self._queue: asyncio.Queue[Record] = asyncio.Queue(maxsize=settings.queue_size)
+        self._waiting: deque[Record] = deque()  # put, not yet taken by the writer
+        self._put = 0  # records put so far
+        self._committed = 0  # records committed (or given up at close) so far
+        self._flush_upto = 0  # the highest _put a flush waits for
+        self._arrived = asyncio.Event()  # wakes the writer (see put_many)
+        self._progress = asyncio.Event()  # replaced on every take and commit (see _notify)
+        self._depth = metrics.gauge(catalog.STORAGE_QUEUE_DEPTH)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="storage-writer")
         self._connection: sqlite3.Connection | None = None
         self._consumer: asyncio.Task[None] | None = None
@@ -87,14 +99,43 @@ class Storage:
 
     async def put(self, record: Record) -> None:
         """Queue ``record`` for writing; waits (and counts an overflow) when the queue is full."""
-        if self._queue.full():
+        await self.put_many((record,))
+
+    async def put_many(self, records: Sequence[Record]) -> None:
+        """Queue ``records``, in order, for writing: ``put`` for each, in one hand-off.
+
+        Waits (and counts one overflow) while the queue holds ``queue_size``
+        records; once there is room all of ``records`` go in, so the queue may
+        hold one hand-off more than ``queue_size``.
+        """
+        waiting = self._waiting
+        if len(waiting) >= self._settings.queue_size:
             self._metrics.counter(catalog.STORAGE_QUEUE_OVERFLOWS).inc()
-        await self._queue.put(record)
-        self._metrics.gauge(catalog.STORAGE_QUEUE_DEPTH).set(self._queue.qsize())
+            while len(waiting) >= self._settings.queue_size:
+                await self._progress.wait()
+        before = len(waiting)
+        waiting.extend(records)
+        self._put += len(records)
+        self._depth.set(len(waiting))
+        batch_size = self._settings.batch_size
+        if before == 0 or before < batch_size <= len(waiting):
+            self._arrived.set()  # the writer waits for a first record or for a full batch
 
     async def flush(self) -> None:
-        """Wait until every record put so far is committed."""
-        await self._queue.join()
+        """Wait until every record put so far is committed (the writer does not wait to
+        fill its batch)."""
+        target = self._put
+        if self._committed >= target:
+            return
+        self._flush_upto = max(self._flush_upto, target)
+        self._arrived.set()
+        while self._committed < target:
+            await self._progress.wait()
+
+    def _notify(self) -> None:
+        """Wake whoever waits for room or for a commit (they check again)."""
+        progress, self._progress = self._progress, asyncio.Event()
+        progress.set()
 
     async def last_trades(self, symbols: Iterable[str] | None = None) -> dict[str, Trade]:
         """Each symbol's latest committed trade (all symbols when None), read off the loop.
@@ -133,7 +174,9 @@ class Storage:
             try:
                 await asyncio.wait_for(self.flush(), flush_timeout_seconds)
             except TimeoutError:
-                log.error("storage closed with unwritten records count=%d", self._queue.qsize())
+                log.error(
+                    "storage closed with unwritten records count=%d", self._put - self._committed
+                )
             self._consumer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._consumer
@@ -163,25 +206,32 @@ class Storage:
                 if count:
                     self.rows_written[kind] += count
                     self._metrics.counter(catalog.STORAGE_ROWS_WRITTEN).labels(kind).inc(count)
-            for _ in batch:
-                self._queue.task_done()
-            self._metrics.gauge(catalog.STORAGE_QUEUE_DEPTH).set(self._queue.qsize())
+            self._committed += len(batch)
+            self._depth.set(len(self._waiting))
+            self._notify()
 
     async def _next_batch(self) -> list[Record]:
-        """At least one record; more as they come, up to batch_size or flush_interval_seconds."""
-        batch = [await self._queue.get()]
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._settings.flush_interval_seconds
-        while len(batch) < self._settings.batch_size:
-            while not self._queue.empty() and len(batch) < self._settings.batch_size:
-                batch.append(self._queue.get_nowait())
-            remaining = deadline - loop.time()
-            if len(batch) >= self._settings.batch_size or remaining <= 0:
-                break
-            try:
-                batch.append(await asyncio.wait_for(self._queue.get(), remaining))
-            except TimeoutError:
-                break
+        """At least one record; more as they come, up to batch_size or flush_interval_seconds
+        after the first (at once when a flush waits for the records already there)."""
+        waiting = self._waiting
+        while not waiting:
+            self._arrived.clear()
+            await self._arrived.wait()
+        batch_size = self._settings.batch_size
+        if len(waiting) < batch_size and self._flush_upto <= self._committed:
+            deadline = asyncio.get_running_loop().time() + self._settings.flush_interval_seconds
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout_at(deadline):
+                    while len(waiting) < batch_size and self._flush_upto <= self._committed:
+                        self._arrived.clear()
+                        await self._arrived.wait()
+        if len(waiting) <= batch_size:
+            batch = list(waiting)
+            waiting.clear()
+        else:
+            batch = [waiting.popleft() for _ in range(batch_size)]
+        self._depth.set(len(waiting))
+        self._notify()  # room for producers that wait
         return batch
 
 

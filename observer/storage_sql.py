@@ -11,6 +11,8 @@ import contextlib
 import json
 import sqlite3
 from collections.abc import Iterable, Sequence
+from functools import cache
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +44,7 @@ CREATE TABLE IF NOT EXISTS gaps (
 
 INSERT_SNAPSHOT = "INSERT OR IGNORE INTO snapshots VALUES (?, ?, ?, ?, ?)"
 INSERT_TRADE = "INSERT OR IGNORE INTO trades VALUES (?, ?, ?, ?, ?, ?, ?)"
+TRADE_ROWS_PER_INSERT = 4096  # rows of one multi-row INSERT at most (7 parameters each)
 GAP_COLUMNS = 'symbol, track, cause, start, "end", severity, missing_volume, recovery'
 INSERT_GAP = f"INSERT OR IGNORE INTO gaps ({GAP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 # Added after the first release (ALTER TABLE on open): NULL in gaps stored without them.
@@ -61,6 +64,8 @@ PENDING_GAPS = (
     "WHERE track = ? AND recovery = ? ORDER BY start, symbol"
 )
 TRADE_COLUMNS = "symbol, business_date, time, price, volume, cumulative_volume, source"
+# A Trade is bound as it is: its fields must be the table's columns, in order.
+assert ", ".join(Trade._fields) == TRADE_COLUMNS
 NEXT_TRADE_SYMBOL = "SELECT MIN(symbol) FROM trades WHERE symbol > ?"
 LAST_TRADE = (
     f"SELECT {TRADE_COLUMNS} FROM trades WHERE symbol = ? "
@@ -106,12 +111,28 @@ def write_batch(connection: sqlite3.Connection, batch: Sequence[Record]) -> dict
     full disk (``SQLITE_FULL``) SQLite may already have rolled back by itself: a
     second ROLLBACK would then fail with "no transaction is active" and replace
     the real cause, so it is issued only while a transaction is still open.
+
+    Trades, most of any batch, go in multi-row ``INSERT``s (up to
+    ``TRADE_ROWS_PER_INSERT`` rows a statement): one SQLite step per chunk rather
+    than per row, and the writer thread gives the GIL back for the whole chunk.
+    Snapshots and gaps keep their order (a gap stored twice in one batch is inserted, then updated).
+    Committing the batch as one transaction keeps it all or nothing, so the
+    order of trades and gaps inside it does not matter.
     """
-    new = {kind: 0 for kind in catalog.ROW_KINDS}
+    new = dict.fromkeys(catalog.ROW_KINDS, 0)
+    trades: list[Trade] = []
+    others: list[Record] = []
+    for record in batch:
+        if isinstance(record, Trade):
+            trades.append(record)
+        else:
+            others.append(record)
     connection.execute("BEGIN")
     try:
-        for record in batch:
+        for record in others:
             new[_kind(record)] += _write(connection, record)
+        if trades:
+            new["trade"] += _insert_trades(connection, trades)
         connection.execute("COMMIT")
     except BaseException:
         _rollback(connection)
@@ -128,6 +149,40 @@ def _rollback(connection: sqlite3.Connection) -> None:
         connection.execute("ROLLBACK")
 
 
+def _insert_trades(connection: sqlite3.Connection, trades: list[Trade]) -> int:
+    """Insert ``trades`` (each is its own row of parameters); how many were new.
+
+    In chunks of a power of two rows, the largest first, so a handful of
+    statement texts (cached once prepared) cover any count: never a statement
+    per row, whose every step would hand the GIL back and forth.
+    """
+    most = _largest_chunk(_variable_limit(connection) // len(Trade._fields))
+    inserted = 0
+    start, left = 0, len(trades)
+    while left:
+        rows = min(most, 1 << (left.bit_length() - 1))
+        flat = list(chain.from_iterable(trades[start : start + rows]))
+        inserted += connection.execute(_multi_row_insert(rows), flat).rowcount
+        start, left = start + rows, left - rows
+    return inserted
+
+
+def _largest_chunk(rows_allowed: int) -> int:
+    """The largest power of two at most ``TRADE_ROWS_PER_INSERT`` and ``rows_allowed``."""
+    return 1 << (min(TRADE_ROWS_PER_INSERT, rows_allowed).bit_length() - 1)
+
+
+@cache
+def _multi_row_insert(rows: int) -> str:
+    values = "(" + ", ".join("?" * len(Trade._fields)) + ")"
+    return "INSERT OR IGNORE INTO trades VALUES " + ", ".join([values] * rows)
+
+
+def _variable_limit(connection: sqlite3.Connection) -> int:
+    """Parameters one statement may bind (999 before SQLite 3.32, 32766 since by default)."""
+    return connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+
+
 def _write(connection: sqlite3.Connection, record: Record) -> int:
     if isinstance(record, Snapshot):
         row: tuple[Any, ...] = (
@@ -139,16 +194,7 @@ def _write(connection: sqlite3.Connection, record: Record) -> int:
         )
         return connection.execute(INSERT_SNAPSHOT, row).rowcount
     if isinstance(record, Trade):
-        row = (
-            record.symbol,
-            record.business_date,
-            record.time,
-            record.price,
-            record.volume,
-            record.cumulative_volume,
-            record.source,
-        )
-        return connection.execute(INSERT_TRADE, row).rowcount
+        return connection.execute(INSERT_TRADE, record).rowcount
     if isinstance(record, GapWindow):
         inserted = _write(connection, record.gap)
         bounds = (

@@ -89,6 +89,13 @@ PendingGaps = Callable[[], Awaitable[Sequence[GapWindow]]]
 """``async () -> Track B gaps stored pending, with their windows`` (``Storage.pending_gaps``)."""
 
 
+class TrackBSink(RecordSink, Protocol):
+    """Where Track B's records go (``observer.storage.Storage``): one hand-off per frame."""
+
+    async def put_many(self, records: Sequence[Trade | Gap | GapWindow], /) -> None:
+        """Store ``records`` in order, as ``put`` would one by one."""
+
+
 def _always_open() -> bool:
     return True
 
@@ -104,7 +111,7 @@ class TrackB:
         ws_url: str,
         approval_key: ApprovalKeyProvider,
         fetch_page: PageFetcher,
-        sink: RecordSink,
+        sink: TrackBSink,
         metrics: Metrics,
         market_open: MarketOpen = _always_open,
         clock: Callable[[], float] = time.time,
@@ -285,16 +292,19 @@ class TrackB:
         self._frames_received.inc()
         self._items_received.inc(len(trades))
         started = time.perf_counter()
-        windows = [w for t in trades if (w := self.detector.observe(t, now)) is not None]
+        observe = self.detector.observe
+        windows = [w for t in trades if (w := observe(t, now)) is not None]
         self._observe_detection(started)
+        if not windows:
+            await self._sink.put_many(trades)  # one hand-off per frame
+            return
         self._gaps_in_flight += len(windows)
-        # Gaps first: a process killed between the two commits leaves a gap record
-        # (pending) for every hole below the last stored trade, never a silent hole.
         for window in windows:
             self._count_gap(window)
-            await self._sink.put(window)  # with its window: a restart can finish it
-        for trade in trades:
-            await self._sink.put(trade)
+        # Gaps first, with their windows (a restart can finish them): a process killed
+        # between two commits leaves a gap record (pending) for every hole below the
+        # last stored trade, never a silent hole.
+        await self._sink.put_many([*windows, *trades])
         for window in windows:
             self._pending.put_nowait((window, False))
 

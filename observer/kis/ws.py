@@ -33,7 +33,13 @@ from websockets.exceptions import ConnectionClosed, WebSocketException
 from observer.config import TrackBSettings
 from observer.errors import ObserverError
 from observer.kis import h0stcnt0
-from observer.kis.frames import ControlReply, FrameError, Heartbeat, parse_message
+from observer.kis.frames import (
+    ControlReply,
+    FrameError,
+    Heartbeat,
+    parse_message,
+    parse_trade_frame,
+)
 from observer.records import Trade
 
 log = logging.getLogger(__name__)
@@ -235,22 +241,50 @@ class TrackBSession:
             return
 
     async def _receive(self, ws: ClientConnection) -> str:
+        """Receive until the session must end; the reconnect reason.
+
+        The data-idle watchdog is one timer (``_IdleTimer``), armed again only when
+        it fires early, not a timeout per receive; it interrupts a ``recv`` only
+        (cancelling it loses nothing), never the listener. Data frames, nearly every
+        message, are parsed here directly; the rest goes through ``_handle``.
+        """
         self._last_data = self._clock()
-        while True:
-            remaining = self._last_data + self._settings.idle_timeout_seconds - self._clock()
-            if remaining <= 0:
-                if self._market_open() and self._desired:
-                    return "idle"
-                self._last_data = self._clock()  # closed market or nothing registered
-                continue
-            try:
-                async with asyncio.timeout(remaining):
+        idle = self._settings.idle_timeout_seconds
+        timer = _IdleTimer(self)
+        listener = self._listener
+        try:
+            while True:
+                remaining = self._last_data + idle - self._clock()
+                if remaining <= 0:
+                    if self._market_open() and self._desired:
+                        return "idle"
+                    self._last_data = self._clock()  # closed market or nothing registered
+                    continue
+                timer.arm(remaining)
+                timer.receiving = True
+                try:
                     raw = await ws.recv()
-            except TimeoutError:
-                continue
-            reason = await self._handle(ws, raw)
-            if reason is not None:
-                return reason
+                except asyncio.CancelledError:
+                    if timer.interrupted():
+                        continue
+                    raise
+                finally:
+                    timer.receiving = False
+                if isinstance(raw, str) and raw[:2] == "0|":
+                    try:
+                        trades = parse_trade_frame(raw)
+                    except FrameError as exc:
+                        listener.on_malformed(exc)
+                        continue
+                    self._last_data = self._clock()
+                    self.backoff.reset()
+                    await listener.on_trades(trades)
+                    continue
+                reason = await self._handle(ws, raw)
+                if reason is not None:
+                    return reason
+        finally:
+            timer.cancel()
 
     async def _handle(self, ws: ClientConnection, raw: str | bytes) -> str | None:
         try:
@@ -274,3 +308,53 @@ class TrackBSession:
         self.backoff.reset()
         await self._listener.on_trades(message.trades)
         return None
+
+
+class _IdleTimer:
+    """The data-idle watchdog of one ``_receive``: a single loop timer, not one per frame.
+
+    Armed for the time left until the session would be idle; when it fires it
+    looks at when data last came: if it came since, it arms itself for the time
+    left; if not and the receiving task waits in ``recv``, it cancels that task,
+    which ``interrupted`` then tells apart from a cancellation from outside (as
+    ``asyncio.timeout`` does). While the listener runs it does nothing: the
+    receive loop checks the idle time itself before its next ``recv``.
+    """
+
+    def __init__(self, session: TrackBSession) -> None:
+        self._session = session
+        self._loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None, "runs inside a task"
+        self._task = task
+        self._cancelling = task.cancelling()  # cancellations from outside already pending
+        self._handle: asyncio.TimerHandle | None = None
+        self._fired = False
+        self.receiving = False
+
+    def arm(self, remaining: float) -> None:
+        """Fire after ``remaining`` seconds, unless already armed."""
+        if self._handle is None:
+            self._handle = self._loop.call_later(remaining, self._fire)
+
+    def cancel(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def interrupted(self) -> bool:
+        """Whether the CancelledError just caught came from this timer (and only from it)."""
+        if not self._fired:
+            return False
+        self._fired = False
+        return self._task.uncancel() <= self._cancelling
+
+    def _fire(self) -> None:
+        self._handle = None
+        session = self._session
+        remaining = session._last_data + session._settings.idle_timeout_seconds - session._clock()
+        if remaining > 0:
+            self.arm(remaining)
+        elif self.receiving and not self._fired:
+            self._fired = True
+            self._task.cancel()

@@ -123,3 +123,20 @@ async def test_close_does_not_hang_on_a_database_that_stays_full(
         await storage.put(trade(cumulative))
     await asyncio.wait_for(storage.close(flush_timeout_seconds=0.5), timeout=20)
     assert metrics.counter(catalog.STORAGE_WRITE_ERRORS)._value.get() >= 1
+
+
+async def test_put_many_stores_in_order_in_multi_row_chunks(
+    tmp_path: Path, metrics: Metrics
+) -> None:
+    path = tmp_path / "observer.sqlite"
+    settings = StorageSettings(batch_size=5000)
+    async with Storage(path, settings, metrics=metrics) as storage:
+        # 1,000 trades (chunks of 512, 256, 128, 64, 32, 8) with 50 repeats among
+        # them, and a gap stored pending then recovered in the same hand-off.
+        trades = [trade(n) for n in range(1, 951)] + [trade(n) for n in range(1, 51)]
+        await storage.put_many([gap(Recovery.PENDING), *trades, gap(Recovery.FULL)])
+        await storage.flush()
+    with StorageReader(path) as reader:
+        assert [t.cumulative_volume for t in reader.trades("005930")] == list(range(1, 951))
+        assert [g.recovery for g in reader.gaps()] == [Recovery.FULL]
+    assert written(metrics, "trade") == 950 and written(metrics, "gap") == 1
