@@ -196,7 +196,7 @@ class GapSettings(_Section):
 
 class StorageSettings(_Section):
     path: Path | None = Field(None, description="SQLite file; default <data_dir>/observer.sqlite.")
-    batch_size: int = Field(5000, ge=1, description="Rows per write transaction at most.")
+    batch_size: int = Field(4096, ge=1, description="Rows per write transaction at most.")
     queue_size: int = Field(50_000, ge=1, description="Records the write queue holds.")
     flush_interval_seconds: float = Field(0.25, gt=0, description="Longest wait before a write.")
 

@@ -75,7 +75,10 @@ class Storage:
         self._flush_upto = 0  # the highest _put a flush waits for
         self._arrived = asyncio.Event()  # wakes the writer (see put_many)
         self._progress = asyncio.Event()  # replaced on every take and commit (see _notify)
+        # The depth is set when the writer takes a batch or commits one and before
+        # every exposition, not on every put (Track B puts once per frame).
         self._depth = metrics.gauge(catalog.STORAGE_QUEUE_DEPTH)
+        metrics.on_collect(self._update_depth)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="storage-writer")
         self._connection: sqlite3.Connection | None = None
         self._consumer: asyncio.Task[None] | None = None
@@ -116,7 +119,6 @@ class Storage:
         before = len(waiting)
         waiting.extend(records)
         self._put += len(records)
-        self._depth.set(len(waiting))
         batch_size = self._settings.batch_size
         if before == 0 or before < batch_size <= len(waiting):
             self._arrived.set()  # the writer waits for a first record or for a full batch
@@ -131,6 +133,10 @@ class Storage:
         self._arrived.set()
         while self._committed < target:
             await self._progress.wait()
+
+    def _update_depth(self) -> None:
+        if self._consumer is not None:  # open: a closed storage leaves the gauge to the next
+            self._depth.set(len(self._waiting))
 
     def _notify(self) -> None:
         """Wake whoever waits for room or for a commit (they check again)."""

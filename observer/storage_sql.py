@@ -115,8 +115,8 @@ def write_batch(connection: sqlite3.Connection, batch: Sequence[Record]) -> dict
     Trades, most of any batch, go in multi-row ``INSERT``s (up to
     ``TRADE_ROWS_PER_INSERT`` rows a statement): one SQLite step per chunk rather
     than per row, and the writer thread gives the GIL back for the whole chunk.
-    Snapshots and gaps keep their order (a gap stored twice in one batch is inserted, then updated).
-    Committing the batch as one transaction keeps it all or nothing, so the
+    Snapshots and gaps keep their order (a gap stored twice in one batch is
+    inserted, then updated). Committing the batch as one transaction keeps it all or nothing, so the
     order of trades and gaps inside it does not matter.
     """
     new = dict.fromkeys(catalog.ROW_KINDS, 0)
@@ -127,12 +127,20 @@ def write_batch(connection: sqlite3.Connection, batch: Sequence[Record]) -> dict
             trades.append(record)
         else:
             others.append(record)
+    most = _largest_chunk(_variable_limit(connection) // len(Trade._fields))
+    count = len(trades)
+    if not others and count <= most and count & (count - 1) == 0:
+        # Exactly one statement (a power of two rows: a full batch), which is its own
+        # transaction (autocommit): no BEGIN and COMMIT steps, after each of which the
+        # writer thread would wait for the GIL again.
+        new["trade"] = _insert_trades(connection, trades, most)
+        return new
     connection.execute("BEGIN")
     try:
         for record in others:
             new[_kind(record)] += _write(connection, record)
         if trades:
-            new["trade"] += _insert_trades(connection, trades)
+            new["trade"] += _insert_trades(connection, trades, most)
         connection.execute("COMMIT")
     except BaseException:
         _rollback(connection)
@@ -149,14 +157,14 @@ def _rollback(connection: sqlite3.Connection) -> None:
         connection.execute("ROLLBACK")
 
 
-def _insert_trades(connection: sqlite3.Connection, trades: list[Trade]) -> int:
+def _insert_trades(connection: sqlite3.Connection, trades: list[Trade], most: int) -> int:
     """Insert ``trades`` (each is its own row of parameters); how many were new.
 
     In chunks of a power of two rows, the largest first, so a handful of
     statement texts (cached once prepared) cover any count: never a statement
-    per row, whose every step would hand the GIL back and forth.
+    per row, whose every step would hand the GIL back and forth. ``most`` is the
+    largest chunk (``_largest_chunk``).
     """
-    most = _largest_chunk(_variable_limit(connection) // len(Trade._fields))
     inserted = 0
     start, left = 0, len(trades)
     while left:

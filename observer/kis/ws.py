@@ -252,6 +252,7 @@ class TrackBSession:
         idle = self._settings.idle_timeout_seconds
         timer = _IdleTimer(self)
         listener = self._listener
+        backoff = self.backoff
         try:
             while True:
                 remaining = self._last_data + idle - self._clock()
@@ -277,7 +278,8 @@ class TrackBSession:
                         listener.on_malformed(exc)
                         continue
                     self._last_data = self._clock()
-                    self.backoff.reset()
+                    if backoff.attempt:
+                        backoff.reset()
                     await listener.on_trades(trades)
                     continue
                 reason = await self._handle(ws, raw)

@@ -140,3 +140,18 @@ async def test_put_many_stores_in_order_in_multi_row_chunks(
         assert [t.cumulative_volume for t in reader.trades("005930")] == list(range(1, 951))
         assert [g.recovery for g in reader.gaps()] == [Recovery.FULL]
     assert written(metrics, "trade") == 950 and written(metrics, "gap") == 1
+
+
+async def test_a_full_batch_of_trades_is_one_statement_and_all_or_nothing(
+    tmp_path: Path, metrics: Metrics
+) -> None:
+    path = tmp_path / "observer.sqlite"
+    settings = StorageSettings(batch_size=1024)
+    async with Storage(path, settings, metrics=metrics) as storage:
+        await storage.put_many([trade(n) for n in range(1, 1025)])  # one full batch
+        await storage.flush()
+        await storage.put_many([trade(n) for n in range(513, 1537)])  # half of them known
+        await storage.flush()
+    with StorageReader(path) as reader:
+        assert [t.cumulative_volume for t in reader.trades("005930")] == list(range(1, 1537))
+    assert written(metrics, "trade") == 1536
