@@ -18,6 +18,7 @@ from dashboards.queries import increase, rate, rec, sel
 from metrics import catalog as c
 from metrics.promql import UP
 from rules import recording as r
+from rules.alerts_storage import QUEUE_FILL_RATIO
 
 
 def rate_limit_row() -> Row:
@@ -242,14 +243,29 @@ def storage_row() -> Row:
                     "ops",
                     [(rate(c.STORAGE_ROWS_WRITTEN, by="instance, kind"), "{{kind}} " + INST)],
                 ),
-                12,
+                6,
             ),
             (
                 timeseries(
                     "Write queue depth",
-                    "Records waiting for the writer thread.",
+                    "Records waiting for the writer thread, and how many the queue holds "
+                    "before producers wait (storage.queue_size).",
                     "short",
-                    [(sel(c.STORAGE_QUEUE_DEPTH), INST)],
+                    [
+                        (sel(c.STORAGE_QUEUE_DEPTH), "depth " + INST),
+                        (sel(c.STORAGE_QUEUE_CAPACITY), "capacity " + INST),
+                    ],
+                ),
+                6,
+            ),
+            (
+                timeseries(
+                    "Write queue fill",
+                    "Share of the write queue in use (recorded; StorageQueueFilling fires "
+                    "above the line for 5 minutes).",
+                    "percentunit",
+                    [(rec(r.STORAGE_QUEUE_FILL), INST)],
+                    steps=(("green", None), ("red", QUEUE_FILL_RATIO)),
                 ),
                 6,
             ),

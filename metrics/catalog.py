@@ -428,6 +428,13 @@ STORAGE_QUEUE_DEPTH = MetricSpec(
     group="storage",
     extra=True,
 )
+STORAGE_QUEUE_CAPACITY = MetricSpec(
+    name="observer_storage_queue_capacity",
+    kind=Kind.GAUGE,
+    help="Records the storage write queue holds before producers wait (storage.queue_size).",
+    group="storage",
+    extra=True,
+)
 STORAGE_QUEUE_OVERFLOWS = MetricSpec(
     name="observer_storage_queue_overflows_total",
     kind=Kind.COUNTER,
@@ -502,6 +509,7 @@ CATALOG: tuple[MetricSpec, ...] = (
     MARKET_OPEN,
     STORAGE_ROWS_WRITTEN,
     STORAGE_QUEUE_DEPTH,
+    STORAGE_QUEUE_CAPACITY,
     STORAGE_QUEUE_OVERFLOWS,
     STORAGE_WRITE_ERRORS,
     SYSTEM_UPTIME,

@@ -78,6 +78,7 @@ class Storage:
         # The depth is set when the writer takes a batch or commits one and before
         # every exposition, not on every put (Track B puts once per frame).
         self._depth = metrics.gauge(catalog.STORAGE_QUEUE_DEPTH)
+        metrics.gauge(catalog.STORAGE_QUEUE_CAPACITY).set(settings.queue_size)
         metrics.on_collect(self._update_depth)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="storage-writer")
         self._connection: sqlite3.Connection | None = None

@@ -39,6 +39,7 @@ LIMITER_DELAY = (
 )
 CPU_RATE = f"instance:{PROCESS_CPU.family}:rate5m"
 MEMORY_LIMIT_RATIO = f"instance:{PROCESS_RESIDENT_MEMORY.name}:ratio_of_limit"
+STORAGE_QUEUE_FILL = f"instance:{catalog.STORAGE_QUEUE_DEPTH.name}:ratio_of_capacity"
 SLO_WINDOWS = ("5m", "30m", "1h", "6h")
 SLO_WINDOW_SECONDS = MappingProxyType({"5m": 300, "30m": 1800, "1h": 3600, "6h": 21600})
 FRESHNESS_STALE_RATIO = MappingProxyType(
@@ -143,6 +144,11 @@ def recording_rules(params: RuleParams) -> tuple[RecordingRule, ...]:
         RecordingRule(
             record=MEMORY_LIMIT_RATIO,
             expr=f"{memory} / {params.memory_limit_bytes}",
+        ),
+        RecordingRule(
+            record=STORAGE_QUEUE_FILL,
+            expr=f"{selector(catalog.STORAGE_QUEUE_DEPTH, RULES)} / on ({BY}) "
+            f"{selector(catalog.STORAGE_QUEUE_CAPACITY, RULES)}",
         ),
     )
 

@@ -10,6 +10,7 @@ from rules.alertmanager import alertmanager_config
 from rules.alerts_collection import collection_alerts
 from rules.alerts_ops import ops_alerts, slo_alerts
 from rules.alerts_service import service_alerts
+from rules.alerts_storage import storage_alerts
 from rules.model import AlertDefinition, RuleError, RuleGroup
 from rules.params import RuleParams
 from rules.promtest import unit_tests
@@ -30,6 +31,7 @@ def alert_groups(params: RuleParams) -> tuple[tuple[str, tuple[AlertDefinition, 
     return (
         ("observer.source", source_definitions(params)),
         ("observer.operations", ops_alerts(params)),
+        ("observer.storage", storage_alerts(params)),
         ("observer.slo", slo_alerts(params)),
     )
 

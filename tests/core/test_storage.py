@@ -80,6 +80,8 @@ async def test_a_full_queue_makes_producers_wait_and_is_counted(
     async with Storage(tmp_path / "db.sqlite", settings, metrics=metrics) as storage:
         await asyncio.gather(*(storage.put(trade(n)) for n in range(1, 51)))
     assert metrics.counter(catalog.STORAGE_QUEUE_OVERFLOWS)._value.get() > 0
+    # StorageQueueFilling divides the depth by this gauge.
+    assert metrics.gauge(catalog.STORAGE_QUEUE_CAPACITY)._value.get() == 2
     with StorageReader(tmp_path / "db.sqlite") as reader:
         assert reader.counts().trades == 50
 

@@ -155,6 +155,20 @@ def test_operational_alerts_exist() -> None:
     }
 
 
+def test_storage_alerts_watch_write_errors_and_queue_fill() -> None:
+    by_name = {d.rule.alert: d.rule for d in all_definitions(PARAMS)}
+    errors = by_name["StorageWriteErrors"]
+    assert "increase(observer_storage_write_errors_total" in errors.expr
+    assert (errors.severity, errors.for_seconds) == ("critical", 300)
+    fill = by_name["StorageQueueFilling"]
+    assert fill.expr == (
+        'instance:observer_storage_queue_depth:ratio_of_capacity{job="observer"} > 0.8'
+    )
+    assert (fill.severity, fill.for_seconds) == ("warning", 300)
+    recorded = {r.record: r.expr for r in recording.recording_rules(PARAMS)}
+    assert "observer_storage_queue_capacity" in recorded[recording.STORAGE_QUEUE_FILL]
+
+
 def test_rate_floors_are_gated_on_market_open() -> None:
     by_name = {d.rule.alert: d.rule for d in all_definitions(PARAMS)}
     for name in ("TrackANoSnapshots", "APIUnresponsive", "TrackBCollectionSlow"):

@@ -1,0 +1,134 @@
+"""Alerts on the store: batches that keep failing to commit, and a write queue filling up."""
+
+from __future__ import annotations
+
+from metrics import catalog
+from metrics.promql import RULES, recorded, selector
+from rules import recording as rec
+from rules.build import alert, threshold
+from rules.inputs import TARGET, series
+from rules.model import AlertDefinition, Firing, Healthy, InputSeries, RunbookEntry
+from rules.params import RuleParams
+
+# The writer retries a failed batch after 0.2 s, doubling to 5 s (observer.storage), so a
+# store that refuses writes adds about 12 errors a minute. Errors in every 2-minute window
+# for 5 minutes mean the store has been failing for that long, not one locked moment.
+WRITE_ERRORS_WINDOW_SECONDS = 120
+WRITE_ERRORS_FOR_MINUTES = 5
+# A healthy writer keeps the queue under one batch (storage.batch_size 4096 of the default
+# queue_size 50,000, about 8 %); producers wait once it is full.
+QUEUE_FILL_RATIO = 0.8
+QUEUE_FILL_FOR_MINUTES = 5
+QUEUE_CAPACITY = 50_000  # of the unit tests' inputs
+
+
+def _queue(depths: str) -> tuple[InputSeries, ...]:
+    return (
+        series(catalog.STORAGE_QUEUE_DEPTH, depths),
+        series(catalog.STORAGE_QUEUE_CAPACITY, f"{QUEUE_CAPACITY}x{{n}}"),
+    )
+
+
+def _write_errors(params: RuleParams) -> AlertDefinition:
+    errors = selector(catalog.STORAGE_WRITE_ERRORS, RULES)
+    window = params.window(WRITE_ERRORS_WINDOW_SECONDS)
+    return AlertDefinition(
+        rule=alert(
+            params,
+            "StorageWriteErrors",
+            f"increase({errors}[{window}]) > 0",
+            for_minutes=WRITE_ERRORS_FOR_MINUTES,
+            severity="critical",
+            summary="Observer's store keeps refusing writes.",
+            description="{{ $value | humanize }} storage batches failed to commit on "
+            "{{ $labels.instance }} in the last 2 minutes, and batches have kept failing "
+            f"for {WRITE_ERRORS_FOR_MINUTES} minutes.",
+        ),
+        runbook=RunbookEntry(
+            meaning="The writer could not commit a batch in every 2-minute window for "
+            f"{WRITE_ERRORS_FOR_MINUTES} minutes. Failed batches are kept and retried (every "
+            "5 s at most), so nothing is lost yet, but records pile up in memory: the write "
+            "queue fills (StorageQueueFilling), then Track A and Track B wait for room. A "
+            "single locked moment or a short burst of retries does not fire it.",
+            actions=(
+                "Read `storage write failed rows=... reason=...` in the log: the reason is "
+                "SQLite's (disk full, read-only file system, database locked, I/O error).",
+                "Check free space and permissions of `storage.path`; stop whatever holds a "
+                "write lock on the database (a backup or an open `sqlite3` shell).",
+                "Once writes succeed the queue drains by itself; a restart is not needed.",
+            ),
+        ),
+        firing=(
+            Firing(
+                name="every batch fails (12 retries a minute)",
+                inputs=(series(catalog.STORAGE_WRITE_ERRORS, "0+12x{n}"),),
+                onset_seconds=60,
+                value=24,
+                labels=TARGET,
+            ),
+        ),
+        healthy=(
+            Healthy(
+                name="no write errors",
+                inputs=(series(catalog.STORAGE_WRITE_ERRORS, "0x{n}"),),
+            ),
+            Healthy(
+                name="a burst of 5 retries every 6 minutes",
+                inputs=(
+                    series(catalog.STORAGE_WRITE_ERRORS, "0 0 5x5 10x5 15x5 20x5 25x5 30x{n}"),
+                ),
+            ),
+        ),
+    )
+
+
+def _queue_filling(params: RuleParams) -> AlertDefinition:
+    limit = threshold(QUEUE_FILL_RATIO)
+    return AlertDefinition(
+        rule=alert(
+            params,
+            "StorageQueueFilling",
+            f"{recorded(rec.STORAGE_QUEUE_FILL, RULES)} > {limit}",
+            for_minutes=QUEUE_FILL_FOR_MINUTES,
+            severity="warning",
+            summary="Observer's storage write queue is nearly full.",
+            description="The storage write queue of {{ $labels.instance }} has been "
+            f"more than {QUEUE_FILL_RATIO:.0%} full for {QUEUE_FILL_FOR_MINUTES} minutes "
+            "(now {{ $value | humanizePercentage }}).",
+        ),
+        runbook=RunbookEntry(
+            meaning="Records arrive faster than the writer commits them, or the writer is "
+            f"stuck retrying (StorageWriteErrors). Above {QUEUE_FILL_RATIO:.0%} of "
+            "`storage.queue_size` for "
+            f"{QUEUE_FILL_FOR_MINUTES} minutes; once the queue is full, producers wait "
+            "(`observer_storage_queue_overflows_total` counts it) and Track B stops reading "
+            "its WebSocket. A healthy writer keeps the queue under one batch.",
+            actions=(
+                "If StorageWriteErrors fires too, fix the store first.",
+                "Compare rows written per second with Track B items per second on the "
+                "dashboard's Storage row: a slow disk or a busy database cannot keep up.",
+                "Raise `storage.batch_size` (fewer commits) or move the database to faster "
+                "storage; raising `storage.queue_size` only buys time.",
+            ),
+        ),
+        firing=(
+            Firing(
+                name="queue stays 90% full",
+                inputs=_queue(f"{QUEUE_CAPACITY * 9 // 10}x{{n}}"),
+                onset_seconds=0,
+                value=0.9,
+                labels=TARGET,
+            ),
+        ),
+        healthy=(
+            Healthy(name="under one batch", inputs=_queue("0 4096 1000 3000 200x{n}")),
+            Healthy(
+                name="full for 3 minutes at a time",
+                inputs=_queue(f"0x7 {QUEUE_CAPACITY}x3 0x9 {QUEUE_CAPACITY}x3 0x{{n}}"),
+            ),
+        ),
+    )
+
+
+def storage_alerts(params: RuleParams) -> tuple[AlertDefinition, ...]:
+    return (_write_errors(params), _queue_filling(params))
