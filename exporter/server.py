@@ -35,6 +35,9 @@ class WebConfigLike(Protocol):
 
     def middleware(self) -> Middleware | None: ...
 
+    def close(self) -> None:
+        """Release what checking credentials holds (threads); called when serving stops."""
+
 
 LANDING_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Observer exporter</title></head>
@@ -131,6 +134,8 @@ class ExporterServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self._web_config is not None:
+            self._web_config.close()
 
     async def __aenter__(self) -> ExporterServer:
         return self

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import enum
 import hashlib
 import hmac
 import re
@@ -27,6 +28,7 @@ import secrets
 import ssl
 from collections import OrderedDict
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
 
@@ -143,6 +145,13 @@ def _unauthorized() -> web.Response:
     )
 
 
+def _busy() -> web.Response:
+    # Not 401: the credentials were not judged. Retry-After for a scraper that reads it.
+    return web.Response(
+        status=503, text="Too many authentication checks in flight\n", headers={"Retry-After": "1"}
+    )
+
+
 def parse_basic_auth(header: str | None) -> tuple[str, str] | None:
     """``Basic base64(user:password)`` → (user, password); None when absent or malformed."""
     if not header:
@@ -158,13 +167,30 @@ def parse_basic_auth(header: str | None) -> tuple[str, str] | None:
     return (user, password) if sep else None
 
 
+class Verdict(enum.Enum):
+    """The answer to one basic-auth attempt."""
+
+    ACCEPTED = "accepted"
+    REFUSED = "refused"
+    BUSY = "busy"  # too many bcrypt checks in flight: refused without one, whoever asked
+
+
 class WebConfig:
     """TLS and basic auth for ``exporter.server.ExporterServer`` (its ``WebConfigLike``).
 
-    A successful or failed bcrypt check is remembered per (user, password, hash)
-    under a keyed digest, in a bounded cache, so that a scrape every few seconds
-    costs a hash lookup rather than a bcrypt round; concurrent first checks of
-    the same credentials share one bcrypt computation, run off the event loop.
+    The cost of failed authentication is bounded so that scrapes are never queued
+    behind an attacker's guesses (issue 14):
+
+    - Verified credentials are remembered under a keyed digest of (user, password,
+      hash) in a cache of their own, which failures cannot evict: a scraper's
+      credentials cost one bcrypt round, then a hash lookup per scrape.
+    - Failed ones are remembered apart (bounded), so a repeated guess costs nothing.
+    - bcrypt rounds run in a small executor of their own, never the default one the
+      rendering of ``/metrics`` uses.
+    - At most ``max_pending_checks`` distinct checks are queued or running; an attempt
+      beyond that is answered ``BUSY`` at once, without a bcrypt round, whatever the
+      user name (so the shortcut tells nothing about which users exist). Concurrent
+      first checks of the same credentials share one round.
     """
 
     def __init__(
@@ -172,14 +198,20 @@ class WebConfig:
         *,
         ssl_context: ssl.SSLContext | None = None,
         basic_auth_users: Mapping[str, str] | None = None,
-        cache_size: int = 1024,
+        verified_cache_size: int = 64,
+        refused_cache_size: int = 1024,
+        check_workers: int = 1,
+        max_pending_checks: int = 4,
     ) -> None:
         self._ssl_context = ssl_context
         self._users = {
             user.encode(): hashed.encode() for user, hashed in (basic_auth_users or {}).items()
         }
-        self._cache: OrderedDict[bytes, bool] = OrderedDict()
-        self._cache_size = cache_size
+        self._verified = _Lru(verified_cache_size)
+        self._refused = _Lru(refused_cache_size)
+        self._check_workers = check_workers
+        self._max_pending = max_pending_checks
+        self._executor: ThreadPoolExecutor | None = None
         self._pending: dict[bytes, asyncio.Future[bool]] = {}
         self._cache_key = secrets.token_bytes(32)
         # Checked for an unknown user, at the configured users' cost (one cost for all:
@@ -189,10 +221,17 @@ class WebConfig:
         self._dummy_hash = bcrypt.hashpw(
             secrets.token_urlsafe(16).encode(), bcrypt.gensalt(rounds=cost)
         )
-        self.bcrypt_checks = 0  # how many bcrypt rounds ran (the cache's misses)
+        self.bcrypt_checks = 0  # how many bcrypt rounds ran (the caches' misses)
+        self.busy_refusals = 0  # attempts answered BUSY without a round
 
     def ssl_context(self) -> ssl.SSLContext | None:
         return self._ssl_context
+
+    def close(self) -> None:
+        """Stop the bcrypt executor (a later check starts a new one); rounds in flight end."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
 
     def middleware(self) -> Middleware | None:
         if not self._users:
@@ -200,7 +239,10 @@ class WebConfig:
 
         async def basic_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
             credentials = parse_basic_auth(request.headers.get("Authorization"))
-            if credentials is None or not await self.check(*credentials):
+            verdict = Verdict.REFUSED if credentials is None else await self.verify(*credentials)
+            if verdict is Verdict.BUSY:
+                return _busy()
+            if verdict is Verdict.REFUSED:
                 return _unauthorized()
             return await handler(request)
 
@@ -215,7 +257,15 @@ class WebConfig:
         return found
 
     async def check(self, user: str, password: str) -> bool:
-        """Whether ``user`` / ``password`` match a configured bcrypt hash."""
+        """Whether ``user`` / ``password`` match a configured bcrypt hash (BUSY: no)."""
+        return await self.verify(user, password) is Verdict.ACCEPTED
+
+    async def verify(self, user: str, password: str) -> Verdict:
+        """ACCEPTED, REFUSED, or BUSY when too many checks are in flight to queue one more.
+
+        A failed attempt waits for a bcrypt round at the users' cost whether or not
+        the user exists (unless BUSY or remembered, both answered at once for any name).
+        """
         user_bytes, password_bytes = user.encode(), password.encode()
         hashed = self._hash_for(user_bytes)
         known = hashed is not None
@@ -225,32 +275,61 @@ class WebConfig:
             len(p).to_bytes(4, "big") + p for p in (user_bytes, password_bytes, hashed)
         )
         key = hmac.new(self._cache_key, parts, hashlib.sha256).digest()
-        if key in self._cache:
-            self._cache.move_to_end(key)
-            return known and self._cache[key]
+        if self._verified.hit(key):
+            return Verdict.ACCEPTED
+        if self._refused.hit(key):
+            return Verdict.REFUSED
         check = self._pending.get(key)
         if check is None:
-            # A task of its own, so a cancelled scrape does not cancel the others' wait.
-            self.bcrypt_checks += 1
-            check = asyncio.ensure_future(
-                asyncio.to_thread(_bcrypt_matches, password_bytes, hashed)
-            )
-            self._pending[key] = check
-            check.add_done_callback(lambda done: self._settle(key, done))
+            if len(self._pending) >= self._max_pending:
+                self.busy_refusals += 1
+                return Verdict.BUSY
+            check = self._start_check(key, password_bytes, hashed, known)
         # Awaited whoever asked: ``known and await …`` would answer an unknown user
         # at once, before the dummy round ends.
         matched = await asyncio.shield(check)
-        return known and matched
+        return Verdict.ACCEPTED if known and matched else Verdict.REFUSED
 
-    def _settle(self, key: bytes, done: asyncio.Future[bool]) -> None:
+    def _start_check(
+        self, key: bytes, password: bytes, hashed: bytes, known: bool
+    ) -> asyncio.Future[bool]:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(self._check_workers, thread_name_prefix="bcrypt")
+        self.bcrypt_checks += 1
+        # A future of its own, so a cancelled scrape does not cancel the others' wait.
+        loop = asyncio.get_running_loop()
+        check = loop.run_in_executor(self._executor, _bcrypt_matches, password, hashed)
+        self._pending[key] = check
+        check.add_done_callback(lambda done: self._settle(key, known, done))
+        return check
+
+    def _settle(self, key: bytes, known: bool, done: asyncio.Future[bool]) -> None:
         del self._pending[key]
-        if not done.cancelled() and done.exception() is None:
-            self._remember(key, done.result())
+        if done.cancelled() or done.exception() is not None:
+            return
+        if known and done.result():
+            self._verified.add(key)
+        else:
+            self._refused.add(key)
 
-    def _remember(self, key: bytes, ok: bool) -> None:
-        self._cache[key] = ok
-        while len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
+
+class _Lru:
+    """A bounded set of digests, least recently used out first."""
+
+    def __init__(self, size: int) -> None:
+        self._keys: OrderedDict[bytes, None] = OrderedDict()
+        self._size = size
+
+    def hit(self, key: bytes) -> bool:
+        if key not in self._keys:
+            return False
+        self._keys.move_to_end(key)
+        return True
+
+    def add(self, key: bytes) -> None:
+        self._keys[key] = None
+        while len(self._keys) > self._size:
+            self._keys.popitem(last=False)
 
 
 def _bcrypt_matches(password: bytes, hashed: bytes) -> bool:

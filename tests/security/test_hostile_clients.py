@@ -8,11 +8,12 @@ credential into an error line.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import ssl
 import statistics
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -21,7 +22,7 @@ import bcrypt
 import pytest
 
 from exporter.server import ExporterServer
-from exporter.webconfig import WebConfig, load_web_config
+from exporter.webconfig import Verdict, WebConfig, load_web_config
 from metrics.registry import Metrics
 from observer.errors import ConfigError
 from tests.security.certs import Pki
@@ -100,6 +101,74 @@ async def test_a_failed_attempt_costs_the_same_for_unknown_and_known_users(
     assert max(known_s, unknown_s) / min(known_s, unknown_s) < 1.5, (known_s, unknown_s)
     # Each attempt was a real bcrypt round at the configured cost, not a cache answer.
     assert web_config.bcrypt_checks == 18
+
+
+async def wait_for(condition: Callable[[], bool], within_s: float = 30.0) -> None:
+    deadline = time.monotonic() + within_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.01)
+
+
+async def test_a_flood_of_wrong_credentials_does_not_delay_an_authenticated_scrape(
+    metrics: Metrics, web_config: WebConfig, tls: ssl.SSLContext
+) -> None:
+    async with (
+        running(metrics, web_config) as server,
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=48)) as attacker,
+        aiohttp.ClientSession() as prometheus,
+    ):
+        url, good = f"{server.url}/metrics", basic(USER, PASSWORD)
+        # Prometheus scraped before the attack began, as it does every 15 s.
+        assert (await timed_get(prometheus, url, tls, good))[0] == 200
+
+        async def guess(attempt: int) -> int:
+            user = USER if attempt % 3 == 0 else f"user-{attempt}"  # known and unknown
+            return (await timed_get(attacker, url, tls, basic(user, f"guess-{attempt}")))[0]
+
+        flood = [asyncio.ensure_future(guess(attempt)) for attempt in range(400)]
+        try:
+            # Under way: the bcrypt executor is busy and guesses are being turned away.
+            await wait_for(lambda: web_config.bcrypt_checks > 4 and web_config.busy_refusals > 0)
+            status, during_s = await timed_get(prometheus, url, tls, good)
+            assert status == 200 and during_s < 1.0, during_s
+            statuses = await asyncio.gather(*flood)
+        finally:
+            for attempt in flood:
+                attempt.cancel()
+        status, after_s = await timed_get(prometheus, url, tls, good)
+        assert status == 200 and after_s < 1.0, after_s
+    assert set(statuses) == {401, 503}  # judged (401) or turned away unjudged (503)
+    # The flood's bcrypt rounds were bounded: far fewer than its 400 guesses.
+    assert web_config.bcrypt_checks + web_config.busy_refusals >= 400
+    assert web_config.bcrypt_checks < 200
+
+
+async def test_busy_is_answered_alike_for_any_user_and_verified_credentials_stay(
+    user_hash: str,
+) -> None:
+    config = WebConfig(basic_auth_users={USER: user_hash}, max_pending_checks=2)
+    try:
+        assert await config.verify(USER, PASSWORD) is Verdict.ACCEPTED
+        # Two distinct guesses in flight fill the queue; a third is turned away, known
+        # user or not, while the verified credentials are still accepted at once.
+        pending = [asyncio.ensure_future(config.verify(USER, f"guess-{n}")) for n in range(2)]
+        await asyncio.sleep(0)
+        assert await config.verify(USER, "guess-x") is Verdict.BUSY
+        assert await config.verify("nobody", "guess-x") is Verdict.BUSY
+        assert await config.verify(USER, PASSWORD) is Verdict.ACCEPTED
+        assert [await p for p in pending] == [Verdict.REFUSED, Verdict.REFUSED]
+        # Failures fill their own cache: 20 of them (cache of 8) do not evict the verified entry.
+        small = WebConfig(basic_auth_users={USER: hashed(PASSWORD, 4)}, refused_cache_size=8)
+        assert await small.verify(USER, PASSWORD) is Verdict.ACCEPTED
+        for n in range(20):
+            assert await small.verify(f"u{n}", "x") is Verdict.REFUSED
+        checks = small.bcrypt_checks
+        assert await small.verify(USER, PASSWORD) is Verdict.ACCEPTED
+        assert small.bcrypt_checks == checks
+        small.close()
+    finally:
+        config.close()
 
 
 def test_users_hashed_at_different_costs_are_refused(tmp_path: Path, pki: Pki) -> None:
