@@ -21,6 +21,7 @@ from exporter.summary import SummarySource
 from metrics import catalog
 from metrics.registry import Metrics
 from observer.readiness import Readiness
+from observer.status import StatusBoard
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ class ExporterServer:
         metrics: Metrics,
         *,
         readiness: Readiness | None = None,
+        status: StatusBoard | None = None,
         web_config: WebConfigLike | None = None,
         export_dir: Path | None = None,
         export_interval_seconds: float = 15.0,
@@ -70,6 +72,8 @@ class ExporterServer:
     ) -> None:
         self.metrics = metrics
         self.readiness = readiness or Readiness()
+        self.status = status or StatusBoard()
+        self._live = (self.readiness.report(), self.status.view())
         self._web_config = web_config
         self._summary = SummarySource(metrics.registry)
         self._version = version
@@ -80,7 +84,7 @@ class ExporterServer:
                 export_dir,
                 self._render_files,
                 export_interval_seconds,
-                prepare=metrics.refresh,
+                prepare=self._prepare_summary,
             )
             if export_dir is not None
             else None
@@ -192,9 +196,15 @@ class ExporterServer:
         report = self.readiness.report()
         return web.json_response(report, status=200 if report["ready"] else 503)
 
-    async def _api_summary(self, _request: web.Request) -> web.Response:
+    def _prepare_summary(self) -> None:
+        """On the loop: scrape-time values, and the readiness and live state read once."""
         self.metrics.refresh()
-        summary = await asyncio.to_thread(self._summary.summary)
+        self._live = (self.readiness.report(), self.status.view())
+
+    async def _api_summary(self, _request: web.Request) -> web.Response:
+        self._prepare_summary()
+        readiness, live = self._live
+        summary = await asyncio.to_thread(self._summary.summary, readiness, live)
         return web.json_response(summary, dumps=_dumps)
 
     async def _landing(self, _request: web.Request) -> web.Response:
@@ -202,9 +212,9 @@ class ExporterServer:
         return web.Response(text=body, content_type="text/html")
 
     def _render_files(self) -> dict[str, bytes]:
-        """The file export's contents; called in a worker thread after a refresh."""
+        """The file export's contents; called in a worker thread after ``_prepare_summary``."""
         rendered = render(self.metrics.registry, accept="", accept_encoding="")
-        summary = _dumps(self._summary.summary()) + "\n"
+        summary = _dumps(self._summary.summary(*self._live)) + "\n"
         return {"metrics.prom": rendered.body, "summary.json": summary.encode()}
 
 

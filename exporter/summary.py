@@ -1,4 +1,5 @@
-"""The JSON summary (``/api/summary`` and ``summary.json``), read from the live registry."""
+"""The JSON summary (``/api/summary`` and ``summary.json``): the live registry's values
+with the readiness and the status board's live state (``docs/status-page.md``)."""
 
 from __future__ import annotations
 
@@ -61,6 +62,43 @@ class RateTracker:
         return max(0.0, (value - previous) / elapsed)
 
 
+def readiness_fields(report: Mapping[str, Any]) -> dict[str, Any]:
+    """``ready``, ``ready_reason`` (the unmet conditions, or ``ok``) and ``readiness``."""
+    conditions: Mapping[str, Mapping[str, Any]] = report["conditions"]
+    unmet = [f"{name}: {c['reason']}" for name, c in conditions.items() if not c["ok"]]
+    return {
+        "ready": bool(report["ready"]),
+        "ready_reason": "; ".join(unmet) or "ok",
+        "readiness": {name: dict(condition) for name, condition in conditions.items()},
+    }
+
+
+def add_live(
+    summary: dict[str, Any], samples: Samples, readiness: Mapping[str, Any], live: Mapping[str, Any]
+) -> dict[str, Any]:
+    """``summary`` with what the status page needs besides the source design's keys.
+
+    ``live`` is ``StatusBoard.view()``; ``readiness`` is ``Readiness.report()``.
+    """
+    progress = live["sweep_progress"]
+    summary["track_a"] |= {
+        "sweep_progress": progress,
+        "sweep_eta_seconds": progress["eta_seconds"],
+    }
+    summary["track_b"]["slots"] = live["slots"]
+    summary["token"]["valid"] = summary["token"]["validity_seconds"] > 0
+    summary["gaps"]["recent"] = live["recent_gaps"]
+    summary["storage"] = {
+        "queue_depth": _whole(_value(samples, catalog.STORAGE_QUEUE_DEPTH)),
+        "queue_capacity": _whole(_value(samples, catalog.STORAGE_QUEUE_CAPACITY)),
+        "queue_overflows": _whole(_value(samples, catalog.STORAGE_QUEUE_OVERFLOWS)),
+        "write_errors": _whole(_value(samples, catalog.STORAGE_WRITE_ERRORS)),
+        "rows_written": _whole(_value(samples, catalog.STORAGE_ROWS_WRITTEN)),
+    }
+    summary["links"] = {"metrics": "/metrics", "summary": "/api/summary"} | live["links"]
+    return readiness_fields(readiness) | summary
+
+
 def summarize(samples: Samples, *, collection_speed: float) -> dict[str, dict[str, Any]]:
     """The summary with the keys of the source design's example, from registry samples."""
     capacity = _value(samples, catalog.TRACK_B_SLOTS_CAPACITY)
@@ -115,7 +153,11 @@ class SummarySource:
         self._registry = registry
         self._speed = RateTracker(clock)
 
-    def summary(self) -> dict[str, dict[str, Any]]:
+    def summary(self, readiness: Mapping[str, Any], live: Mapping[str, Any]) -> dict[str, Any]:
+        """The whole summary; ``readiness`` and ``live`` were read on the loop that owns them.
+
+        Safe in a worker thread: it reads only the registry (whose collectors lock).
+        """
         samples = read_samples(self._registry.collect())
         speed = self._speed.update(_value(samples, catalog.TRACK_B_ITEMS_RECEIVED))
-        return summarize(samples, collection_speed=speed)
+        return add_live(summarize(samples, collection_speed=speed), samples, readiness, live)

@@ -144,6 +144,11 @@ class TrackBGapDetector:
         state = self._symbols.get(symbol)
         return state.last_activity if state else None
 
+    def last_received(self, symbol: str) -> float | None:
+        """When ``symbol``'s latest record arrived; None before its first one."""
+        state = self._symbols.get(symbol)
+        return state.seen.received_at if state and state.seen else None
+
     def last_cumulative(self, symbol: str) -> int | None:
         """The ACML_VOL of ``symbol``'s latest record; None before its first one."""
         state = self._symbols.get(symbol)

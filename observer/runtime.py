@@ -34,6 +34,7 @@ from observer.kis.master import MasterFileError
 from observer.limiter import RateLimiter
 from observer.readiness import Readiness
 from observer.records import Gap, Severity, Trigger
+from observer.status import StatusBoard
 from observer.storage import Storage
 from observer.track_a import MarketHours, TrackA
 from observer.track_b import TrackB
@@ -103,10 +104,12 @@ class Context:
     universe: Universe
     market: MarketHours
     triggers: TriggerHub = field(default_factory=TriggerHub)
+    status: StatusBoard = field(default_factory=StatusBoard)  # what the status page shows
     tracking: Tracking | None = None  # Sentry; None or not started: reports are no-ops
 
     def report_gap(self, gap: Gap) -> None:
         """Every stored gap passes here; high-severity ones become an error-tracking event."""
+        self.status.gap(gap)
         if self.tracking is not None and gap.severity is Severity.HIGH:
             self.tracking.high_severity_gap(gap)
 
@@ -171,6 +174,7 @@ def build_track_a(context: Context) -> TrackA:
         on_trigger=context.triggers.publish,
         on_gap=context.report_gap,
         readiness=context.readiness,
+        progress=context.status.sweep,
     )
 
 
@@ -199,12 +203,14 @@ def build_track_b(context: Context) -> TrackB:
         metrics=context.metrics,
         market_open=market_open,
         on_gap=context.report_gap,
+        on_recovered=context.status.gap,
         reporter=context.tracking,
         last_trades=context.storage.last_trades,  # resume each symbol after a restart
         pending_gaps=context.storage.pending_gaps,  # finish what a killed process left
     )
     if settings.track_b.enabled:
         context.triggers.subscribe(track.offer)
+        context.status.show_slots(track.slot_views)
     return track
 
 
@@ -253,9 +259,11 @@ class ObserverApp:
         readiness: Readiness,
         components: tuple[ComponentFactory, ...] = COMPONENTS,
         tracking: Tracking | None = None,
+        status: StatusBoard | None = None,
         on_secret: Callable[[str], None] = lambda value: None,
     ) -> None:
         self.tracking = tracking
+        self.status = status or StatusBoard()
         self._on_secret = on_secret
         self.settings = settings
         self.endpoint = endpoint
@@ -307,6 +315,7 @@ class ObserverApp:
             self.metrics, forced_open=endpoint.always_open, fetch_holidays=client.holidays
         )
         shard = _shard(settings.universe.shard)
+        self.status.sweep.limit_per_second = limiter.rate
         self.metrics.on_collect(lambda: self._token_readiness(client))
         return Context(
             settings=settings,
@@ -319,6 +328,7 @@ class ObserverApp:
             storage=storage,
             universe=Universe(self.metrics, shard=shard),
             market=market,
+            status=self.status,
             tracking=self.tracking,
         )
 

@@ -34,6 +34,7 @@ from observer.market import MarketCalendar, kst_day
 from observer.readiness import Readiness
 from observer.records import Gap, GapCause, Recovery, Snapshot, Track, Trigger
 from observer.severity import severity_for
+from observer.status import SweepProgress
 from observer.tracking import trace_operation
 from observer.triggers import TriggerDetector
 from observer.universe import Universe
@@ -167,6 +168,7 @@ class TrackA:
         on_trigger: Callable[[Trigger], None] = lambda trigger: None,
         on_gap: Callable[[Gap], None] = lambda gap: None,
         readiness: Readiness | None = None,
+        progress: SweepProgress | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._client = client
@@ -182,6 +184,7 @@ class TrackA:
         self._on_trigger = on_trigger
         self._on_gap = on_gap
         self._readiness = readiness
+        self._progress = progress or SweepProgress(monotonic)
         self._monotonic = monotonic
         # symbol → (wall time, monotonic time) of its last snapshot. Ages come from the
         # monotonic clock so that a wall-clock jump is not taken for a hole in the data.
@@ -215,6 +218,9 @@ class TrackA:
         started = time.monotonic()
         codes = self._universe.codes
         pending: list[str] = list(codes)
+        self._progress.started(len(codes))
+        if self._readiness is not None and self.sweeps == 0:
+            self._readiness.set("first_sweep", False, f"first sweep running: {len(codes)} symbols")
         collected = 0
         for _ in range(self._settings.retries + 1):
             if not pending:
@@ -262,6 +268,7 @@ class TrackA:
         )
         await self._storage.put(snapshot)
         self._metrics.counter(catalog.TRACK_A_SNAPSHOTS).inc()
+        self._progress.advanced()
         seen = (snapshot.collected_at, self._monotonic())
         if check_freshness:
             await self._check_fresh(symbol, seen[1])
@@ -319,6 +326,7 @@ class TrackA:
 
     def _finish(self, result: SweepResult) -> None:
         self.sweeps += 1
+        self._progress.finished(result.duration_seconds)
         self._metrics.counter(catalog.TRACK_A_SWEEPS).inc()
         self._metrics.histogram(catalog.TRACK_A_SWEEP_DURATION).observe(result.duration_seconds)
         self._metrics.gauge(catalog.TRACK_A_SWEEP_COMPLETENESS).set(result.completeness)

@@ -43,6 +43,7 @@ from observer.kis.ws import ApprovalKeyProvider, MarketOpen, TrackBSession
 from observer.market import kst_day
 from observer.records import Gap, GapCause, Trade, Trigger
 from observer.slots import SlotTable
+from observer.status import SlotView
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +121,7 @@ class TrackB:
         rng: random.Random | None = None,
         max_backfill_pages: int = DEFAULT_MAX_PAGES,
         on_gap: Callable[[Gap], None] | None = None,
+        on_recovered: Callable[[Gap], None] | None = None,
         reporter: Reporter | None = None,
         last_trades: LastTrades | None = None,
         pending_gaps: PendingGaps | None = None,
@@ -133,6 +135,8 @@ class TrackB:
         self._market_open = market_open
         self._clock = clock
         self._on_gap = on_gap
+        self._on_recovered = on_recovered
+        self._trigger_of: dict[str, str] = {}  # held symbol -> kind of its latest trigger
         self._reporter = reporter
         self._refusals = Burst(STARVATION_REFUSALS, ALARM_WINDOW_SECONDS)
         self._reconnects = Burst(STORM_RECONNECTS, ALARM_WINDOW_SECONDS)
@@ -183,6 +187,8 @@ class TrackB:
         ).inc()
         if claim.outcome is ClaimOutcome.REFUSED:
             self._refused(now)
+        else:
+            self._trigger_of[trigger.symbol] = trigger.kind.value
         if claim.evicted is not None:
             self._metrics.counter(catalog.TRACK_B_EVICTIONS).inc()
             self._unwatch(claim.evicted, now)
@@ -199,7 +205,22 @@ class TrackB:
             self._unwatch(symbol, self._clock())
             self._metrics.gauge(catalog.TRACK_B_SLOTS_ALLOCATED).set(self.table.allocated)
 
+    def slot_views(self) -> list[SlotView]:
+        """The held slots in slot order, for the status page."""
+        return [
+            SlotView(
+                index=slot.index,
+                symbol=slot.symbol,
+                held_since=slot.claimed_at,
+                last_frame_at=self.detector.last_received(slot.symbol),
+                trigger=self._trigger_of.get(slot.symbol, ""),
+                score=slot.value,
+            )
+            for slot in self.table.slots()
+        ]
+
     def _unwatch(self, symbol: str, now: float) -> None:
+        self._trigger_of.pop(symbol, None)
         self.session.unregister(symbol)
         window = self.detector.unregistered(symbol, now)
         if window is not None:
@@ -279,9 +300,13 @@ class TrackB:
             try:
                 if carried and window.business_date != self._business_day():
                     # Trades-by-time answers the current day only (rows carry no date).
-                    await self.backfiller.unrecoverable(window, "not the current business day")
+                    done = await self.backfiller.unrecoverable(
+                        window, "not the current business day"
+                    )
                 else:
-                    await self.backfiller.fill(window)
+                    done = await self.backfiller.fill(window)
+                if self._on_recovered is not None:
+                    self._on_recovered(done.gap)
             finally:
                 self._gaps_in_flight -= 1
 

@@ -37,6 +37,7 @@ from observer.credentials import Credentials, from_environment
 from observer.errors import ConfigError, NotAvailableError
 from observer.readiness import Readiness
 from observer.runtime import ObserverApp, resolve_endpoint
+from observer.status import StatusBoard
 from observer.tracking import Tracking
 
 log = logging.getLogger(__name__)
@@ -92,7 +93,8 @@ def _web_config(settings: ObserverSettings) -> WebConfigLike | None:
 
 @contextlib.asynccontextmanager
 async def _stack(mode: str, exporter: ExporterServer, data_dir: Path) -> AsyncIterator[None]:
-    """Native Prometheus and Alertmanager around the exporter, as ``--with-stack`` asks."""
+    """Native Prometheus and Alertmanager around the exporter, as ``--with-stack`` asks;
+    their URLs become links on the status page while they run."""
     if mode == "never":
         yield
         return
@@ -120,6 +122,8 @@ async def _stack(mode: str, exporter: ExporterServer, data_dir: Path) -> AsyncIt
         yield
         return
     log.info("stack up prometheus=%s alertmanager=%s", stack.prometheus_url, stack.alertmanager_url)
+    exporter.status.link("prometheus", stack.prometheus_url)
+    exporter.status.link("alertmanager", stack.alertmanager_url)
     try:
         yield
     finally:
@@ -150,9 +154,11 @@ async def _serve(
         loop.add_signal_handler(signum, stop.set)
     metrics = Metrics(new_registry(), version=__version__)
     readiness = Readiness()
+    status = StatusBoard()
     server = ExporterServer(
         metrics,
         readiness=readiness,
+        status=status,
         web_config=_web_config(settings),
         export_dir=settings.exporter.export_dir,
         export_interval_seconds=settings.exporter.export_interval_seconds,
@@ -176,6 +182,7 @@ async def _serve(
                 metrics=metrics,
                 readiness=readiness,
                 tracking=tracking,
+                status=status,
                 on_secret=mask.add,
             )
             await app.run(stop)

@@ -58,6 +58,7 @@ RULES = (
             "observer.errors",
             "observer.readiness",
             "observer.scrubbing",
+            "observer.status",
         ),
     ),
     Rule(

@@ -57,6 +57,8 @@ async def test_triggers_from_track_a_feed_track_b_and_gaps_are_filled(
             await wait_for(
                 lambda: value(catalog.GAP_BACKFILLS, outcome="full") >= 1, "a filled gap", 60
             )
+            # The status page's view: the held slots and the gap, detected then recovered.
+            view = app.status.view()
         finally:
             stop.set()
             await asyncio.wait_for(task, timeout=30)
@@ -67,6 +69,15 @@ async def test_triggers_from_track_a_feed_track_b_and_gaps_are_filled(
             assert [(g.cause, g.recovery) for g in gaps] == [(GapCause.VOLUME_JUMP, Recovery.FULL)]
             assert gaps[0].missing_volume == sim.stats()["volume_dropped"][target]
             assert any(t.source == "backfill" for t in reader.trades(target))
+        slots = view["slots"]
+        assert [slot["slot"] for slot in slots] == [0, 1, 2, 3, 4]
+        assert {slot["trigger"] for slot in slots} == {"price_move"}
+        assert target in {slot["symbol"] for slot in slots}
+        assert any(slot["last_frame_age_seconds"] is not None for slot in slots)
+        (shown,) = [gap for gap in view["recent_gaps"] if gap["symbol"] == target]
+        assert (shown["cause"], shown["recovery"]) == ("volume_jump", "full")
+        assert shown["missing_volume"] == gaps[0].missing_volume
+        assert view["sweep_progress"]["sweeps"] >= 1 and view["sweep_progress"]["rate_limit"] == 20
 
 
 async def test_disabled_track_b_never_connects(tmp_path: Path, metrics: Metrics) -> None:
