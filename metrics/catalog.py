@@ -90,6 +90,7 @@ ENDPOINTS = (
     "inquire_price",
     "time_conclusion",
     "holiday",
+    "volume_rank",
     "master_file",
 )
 API_OUTCOMES = ("ok", "error")
@@ -213,7 +214,7 @@ TRACK_B_SLOTS_ALLOCATED = MetricSpec(
 TRACK_B_TRIGGERS = MetricSpec(
     name="observer_trackb_triggers_total",
     kind=Kind.COUNTER,
-    help="Track B triggers raised by Track A, by kind and what became of them.",
+    help="Track B triggers (Track A's, and the volume-rank seeds at start), by kind and outcome.",
     group="track_b",
     labels=("kind", "outcome"),
     label_values=(("kind", TRIGGER_KINDS), ("outcome", TRIGGER_OUTCOMES)),

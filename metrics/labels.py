@@ -27,6 +27,7 @@ class GapCause(enum.StrEnum):
 class TriggerKind(enum.StrEnum):
     PRICE_MOVE = "price_move"  # price changed by more than the threshold since the last snapshot
     VOLUME_SURGE = "volume_surge"  # volume since the last snapshot well above its usual
+    VOLUME_RANK = "volume_rank"  # among the broker's most traded symbols at start (seed)
 
 
 class ClaimOutcome(enum.StrEnum):

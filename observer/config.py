@@ -160,6 +160,13 @@ class TrackASettings(_Section):
 class TrackBSettings(_Section):
     enabled: bool = True
     capacity: int = Field(41, ge=1, le=41, description="Registration slots (KIS allows 41).")
+    seed_slots: int = Field(
+        30,
+        ge=0,
+        le=41,
+        description="Slots claimed at start for the broker's most traded symbols (volume-rank "
+        "answers 30 at most; never more than capacity); 0: wait for Track A's triggers.",
+    )
     min_hold_seconds: float = Field(
         60.0, ge=0, description="A subscription is not evicted before holding its slot this long."
     )

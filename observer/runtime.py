@@ -34,6 +34,7 @@ from observer.kis.master import MasterFileError
 from observer.limiter import RateLimiter
 from observer.readiness import Readiness
 from observer.records import Gap, Severity, Trigger
+from observer.seeding import VolumeRankSeeder
 from observer.status import StatusBoard
 from observer.storage import Storage
 from observer.track_a import MarketHours, TrackA
@@ -214,8 +215,25 @@ def build_track_b(context: Context) -> TrackB:
     return track
 
 
+def build_seeder(context: Context) -> VolumeRankSeeder:
+    """Track B's first slots from the broker's volume ranking (none when Track B is off)."""
+    track_b = context.settings.track_b
+    universe = context.universe
+    return VolumeRankSeeder(
+        rank=context.client.volume_rank,
+        offer=context.triggers.publish,
+        universe=lambda: frozenset(universe.codes),
+        count=min(track_b.seed_slots, track_b.capacity) if track_b.enabled else 0,
+    )
+
+
 ComponentFactory = Callable[[Context], Component]
-COMPONENTS: tuple[ComponentFactory, ...] = (UniverseRefresher, build_track_a, build_track_b)
+COMPONENTS: tuple[ComponentFactory, ...] = (
+    UniverseRefresher,
+    build_track_a,
+    build_track_b,
+    build_seeder,
+)
 
 
 @contextlib.asynccontextmanager

@@ -39,6 +39,22 @@ log = logging.getLogger(__name__)
 PRICE_PATH = "/uapi/domestic-stock/v1/quotations/inquire-price"
 TRADES_PATH = "/uapi/domestic-stock/v1/quotations/inquire-time-itemconclusion"
 HOLIDAY_PATH = "/uapi/domestic-stock/v1/quotations/chk-holiday"
+VOLUME_RANK_PATH = "/uapi/domestic-stock/v1/quotations/volume-rank"
+# The portal's volume-rank query (v1_국내주식-047): all KRX shares ("0000"), ranked by
+# volume ("0"), every margin class, nothing excluded, no price or volume bounds.
+VOLUME_RANK_QUERY = {
+    "FID_COND_MRKT_DIV_CODE": "J",
+    "FID_COND_SCR_DIV_CODE": "20171",
+    "FID_INPUT_ISCD": "0000",
+    "FID_DIV_CLS_CODE": "0",
+    "FID_BLNG_CLS_CODE": "0",
+    "FID_TRGT_CLS_CODE": "111111111",
+    "FID_TRGT_EXLS_CLS_CODE": "0000000000",
+    "FID_INPUT_PRICE_1": "",
+    "FID_INPUT_PRICE_2": "",
+    "FID_VOL_CNT": "",
+    "FID_INPUT_DATE_1": "",
+}
 TOKEN_PATH = "/oauth2/tokenP"
 APPROVAL_PATH = "/oauth2/Approval"
 MASTER_PATH = "/common/master/{market}_code.mst.zip"
@@ -56,6 +72,15 @@ class TradesPage:
 
     trades: list[Trade]
     more: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RankedSymbol:
+    """One row of the volume ranking: the symbol, its rank (1 = most traded) and volume."""
+
+    symbol: str
+    rank: int
+    cumulative_volume: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +141,28 @@ def parse_trades(symbol: str, body: Mapping[str, Any], *, business_date: str) ->
             )
         )
     return trades
+
+
+def parse_volume_rank(body: Mapping[str, Any]) -> list[RankedSymbol]:
+    """The rows of a ``volume-rank`` answer (FHPST01710000), most traded first.
+
+    ``{"rt_cd":"0","msg_cd":"MCA00000","output":[{"hts_kor_isnm":"삼성전자",
+    "mksc_shrn_iscd":"005930","data_rank":"1","stck_prpr":"71500","acml_vol":"13921547",
+    "prdy_vol":"9847002","acml_tr_pbmn":"995390601500",…},…]}``. Rows without a
+    6-digit code are skipped, a repeated code keeps its first row; a missing or
+    unreadable ``data_rank`` is the row's position. Sorted by rank.
+    """
+    rows = body.get("output")
+    ranked: dict[str, RankedSymbol] = {}
+    for position, row in enumerate(rows if isinstance(rows, list) else (), start=1):
+        if not isinstance(row, Mapping):
+            continue
+        symbol = str(row.get("mksc_shrn_iscd", "")).strip()
+        if len(symbol) != 6 or not (symbol.isascii() and symbol.isdigit()) or symbol in ranked:
+            continue
+        rank = _int(row.get("data_rank")) or position
+        ranked[symbol] = RankedSymbol(symbol, rank, _int(row.get("acml_vol")))
+    return sorted(ranked.values(), key=lambda row: row.rank)
 
 
 def parse_holidays(body: Mapping[str, Any]) -> dict[str, bool]:
@@ -211,6 +258,17 @@ class KisClient:
         params = {"BASS_DT": base_date, "CTX_AREA_NK": "", "CTX_AREA_FK": ""}
         answer = await self._business("holiday", HOLIDAY_PATH, "CTCA0903R", params, "sweep")
         return parse_holidays(answer.body)
+
+    async def volume_rank(self, *, lane: str = "backfill") -> list[RankedSymbol]:
+        """The most traded KRX shares now, most traded first (TR FHPST01710000, up to 30 rows).
+
+        Through the limiter like every business call; ``lane`` defaults to the
+        priority lane (one call at start that should not wait behind a sweep).
+        """
+        answer = await self._business(
+            "volume_rank", VOLUME_RANK_PATH, "FHPST01710000", dict(VOLUME_RANK_QUERY), lane
+        )
+        return parse_volume_rank(answer.body)
 
     async def approval_key(self, *, renew: bool = False) -> str:
         """The WebSocket approval key (kept for the process; ``renew`` after OPSP0011)."""
@@ -391,9 +449,11 @@ def _opt_str(value: object) -> str | None:
 
 __all__ = [
     "KisClient",
+    "RankedSymbol",
     "TradesPage",
     "parse_holidays",
     "parse_snapshot",
     "parse_trades",
+    "parse_volume_rank",
     "send_time_tracing",
 ]

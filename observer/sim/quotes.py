@@ -278,6 +278,33 @@ def price_output(process: SymbolProcess) -> dict[str, str]:
     return output
 
 
+def volume_rank_row(process: SymbolProcess, rank: int) -> dict[str, str]:
+    """One ``volume-rank`` ``output`` row (FHPST01710000) for the symbol's current state."""
+    item, price, base = process.instrument, process.price, process.base
+    volume, usual = process.cumulative_volume, _usual_day_volume(process.instrument)
+    return {
+        "hts_kor_isnm": item.name,
+        "mksc_shrn_iscd": item.code,
+        "data_rank": str(rank),
+        "stck_prpr": str(price),
+        "prdy_vrss_sign": sign_code(price, base),
+        "prdy_vrss": str(price - base),
+        "prdy_ctrt": _pct(price - base, base),
+        "acml_vol": str(volume),
+        "prdy_vol": str(usual),
+        "lstn_stcn": str(item.shares_listed),
+        "avrg_vol": str(usual),
+        "n_befr_clpr_vrss_prpr_rate": _pct(price - base, base),
+        "vol_inrt": _pct(volume - usual, usual),
+        "vol_tnrt": _pct(volume, item.shares_listed),
+        "nday_vol_tnrt": _pct(usual, item.shares_listed),
+        "avrg_tr_pbmn": str(usual * base),
+        "tr_pbmn_tnrt": _pct(process.turnover, item.shares_listed * price),
+        "nday_tr_pbmn_tnrt": _pct(usual * base, item.shares_listed * base),
+        "acml_tr_pbmn": str(process.turnover),
+    }
+
+
 def conclusion_row(tick: Tick) -> dict[str, str]:
     """One ``inquire-time-itemconclusion`` ``output2`` row (``cnqn`` is KIS's own name)."""
     price, base = tick.price, tick.base

@@ -39,6 +39,7 @@ from observer.sim.quotes import (
     conclusion_row,
     price_output,
     sign_code,
+    volume_rank_row,
     zeroed_price_output,
 )
 from observer.sim.state import ExchangeState
@@ -48,7 +49,14 @@ QUOTATIONS = "/uapi/domestic-stock/v1/quotations"
 PRICE_PATH = f"{QUOTATIONS}/inquire-price"
 TRADES_PATH = f"{QUOTATIONS}/inquire-time-itemconclusion"
 HOLIDAY_PATH = f"{QUOTATIONS}/chk-holiday"
-TR_IDS = {PRICE_PATH: "FHKST01010100", TRADES_PATH: "FHPST01060000", HOLIDAY_PATH: "CTCA0903R"}
+VOLUME_RANK_PATH = f"{QUOTATIONS}/volume-rank"
+TR_IDS = {
+    PRICE_PATH: "FHKST01010100",
+    TRADES_PATH: "FHPST01060000",
+    HOLIDAY_PATH: "CTCA0903R",
+    VOLUME_RANK_PATH: "FHPST01710000",
+}
+VOLUME_RANK_ROWS = 30  # the broker answers the top 30, without further pages
 OK_MESSAGE = "정상처리 되었습니다."
 RATE_MESSAGE = "초당 거래건수를 초과하였습니다."
 HOLIDAY_ROWS = 30
@@ -175,6 +183,7 @@ class RestApi:
             web.get(PRICE_PATH, self._business(self.inquire_price)),
             web.get(TRADES_PATH, self._business(self.trades_by_time)),
             web.get(HOLIDAY_PATH, self._business(self.holidays)),
+            web.get(VOLUME_RANK_PATH, self._business(self.volume_rank)),
             web.get("/common/master/{market:kospi|kosdaq}_code.mst.zip", self.master),
             web.get("/sim/stats", self.sim_stats),
             web.post("/sim/faults", self.sim_inject),
@@ -337,6 +346,27 @@ class RestApi:
             "msg1": OK_MESSAGE,
         }
         return _json(body, headers={"tr_id": TR_IDS[HOLIDAY_PATH], "tr_cont": "D"})
+
+    async def volume_rank(self, request: web.Request, query: dict[str, str]) -> web.Response:
+        """The listed shares ranked by the volume they traded today, top ``VOLUME_RANK_ROWS``.
+
+        The query's filters (market, class, price and volume bounds) are accepted
+        and not applied: every simulated instrument is a KRX common share.
+        """
+        state = self.state
+        now = state.clock.now()
+        processes = [
+            process
+            for code in state.model.listed_codes(now)
+            if (process := state.model.process(code, now)) is not None and not process.delisted
+        ]
+        processes.sort(key=lambda process: (-process.cumulative_volume, process.instrument.code))
+        rows = [
+            volume_rank_row(process, rank)
+            for rank, process in enumerate(processes[:VOLUME_RANK_ROWS], start=1)
+        ]
+        body = {"output": rows, "rt_cd": "0", "msg_cd": "MCA00000", "msg1": OK_MESSAGE}
+        return _json(body, headers={"tr_id": TR_IDS[VOLUME_RANK_PATH], "tr_cont": "D"})
 
     async def master(self, request: web.Request) -> web.Response:
         market: Market = "kospi" if request.match_info["market"] == "kospi" else "kosdaq"

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from observer.storage import StorageReader
 
@@ -59,3 +60,50 @@ async def test_default_run_observes_the_embedded_simulator(tmp_path: Path) -> No
         assert reader.counts().snapshots >= 40
     # Loose bound on a shared machine; `make run` on an idle one serves in well under 5 s.
     assert served_after < 30
+
+
+def _samples(text: str) -> dict[str, float]:
+    """``name{labels}`` → value of every sample in an exposition."""
+    values: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+            values[f"{sample.name}{{{labels}}}"] = sample.value
+    return values
+
+
+async def test_first_trade_is_stored_before_the_first_sweep_ends(tmp_path: Path) -> None:
+    """`make run`'s case (embedded simulator, 2,500 symbols, 20/s): Track B is seeded from
+    the volume ranking, so a trade is stored while Track A's first sweep (about 125 s)
+    is still running, not after its second look at every symbol."""
+    process = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "observer", "run", "--listen", "127.0.0.1:0"),
+        *("--data-dir", str(tmp_path)),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    stderr = asyncio.create_task(process.stderr.read())
+    try:
+        line = await asyncio.wait_for(process.stdout.readline(), timeout=60)
+        url = line.decode().strip().partition(" ")[2]
+        trades_key = 'observer_storage_rows_written_total{kind="trade"}'
+        async with aiohttp.ClientSession() as http:
+            for _ in range(2400):  # a bound far past the sweep: the assertion decides
+                async with http.get(url + "/metrics") as response:
+                    scraped = _samples(await response.text())
+                if scraped.get(trades_key, 0) > 0:
+                    break
+                await asyncio.sleep(0.05)
+        assert scraped.get(trades_key, 0) > 0, "no trade stored"
+        # The same scrape: the sweep had not ended when the trade was counted.
+        assert scraped["observer_track_a_sweeps_total{}"] == 0
+        assert scraped['observer_trackb_triggers_total{kind="volume_rank",outcome="claimed"}'] > 0
+    finally:
+        process.send_signal(signal.SIGINT)
+        code = await asyncio.wait_for(process.wait(), timeout=60)
+    errors = (await stderr).decode()
+    assert code == 0, errors
+    assert "track B seeded from the volume ranking" in errors
+    with StorageReader(tmp_path / "observer.sqlite") as reader:
+        assert reader.counts().trades > 0

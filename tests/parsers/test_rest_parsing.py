@@ -8,7 +8,13 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from observer.kis.client import parse_holidays, parse_snapshot, parse_trades
+from observer.kis.client import (
+    RankedSymbol,
+    parse_holidays,
+    parse_snapshot,
+    parse_trades,
+    parse_volume_rank,
+)
 from observer.kis.errors import Classification, classify
 from observer.kis.token import AccessToken, parse_token_answer
 from observer.records import Snapshot, Trade
@@ -25,6 +31,7 @@ TRADE_KEYS = [
     "bsop_date",
 ]
 HOLIDAY_KEYS = ["output", "bass_dt", "opnd_yn"]
+RANK_KEYS = ["output", "mksc_shrn_iscd", "data_rank", "acml_vol", "hts_kor_isnm"]
 TOKEN_KEYS = ["access_token", "token_type", "expires_in", "access_token_token_expired"]
 NUMBERS = SCALARS | st.sampled_from(["101502", "71500", " 12 ", "1.5e3", "-7", "0x10"])
 
@@ -66,6 +73,59 @@ def test_holidays_from_any_body(body: Any) -> None:
     if isinstance(body, dict):
         days = parse_holidays(body)
         assert all(isinstance(open_, bool) for open_ in days.values())
+
+
+@settings(max_examples=200, deadline=None)
+@given(bodies(RANK_KEYS))
+def test_volume_rank_from_any_body(body: Any) -> None:
+    if isinstance(body, dict):
+        ranked = parse_volume_rank(body)
+        symbols = [row.symbol for row in ranked]
+        assert len(symbols) == len(set(symbols))
+        assert all(len(s) == 6 and s.isdigit() for s in symbols)
+        assert [row.rank for row in ranked] == sorted(row.rank for row in ranked)
+
+
+# Trimmed from a real answer's layout (v1_국내주식-047; values illustrative).
+VOLUME_RANK_SAMPLE = {
+    "output": [
+        {
+            "hts_kor_isnm": "삼성전자",
+            "mksc_shrn_iscd": "005930",
+            "data_rank": "1",
+            "stck_prpr": "71500",
+            "prdy_vrss_sign": "2",
+            "prdy_vrss": "700",
+            "prdy_ctrt": "0.99",
+            "acml_vol": "13921547",
+            "prdy_vol": "9847002",
+            "lstn_stcn": "5969782550",
+            "avrg_vol": "13921547",
+            "acml_tr_pbmn": "995390601500",
+        },
+        {"hts_kor_isnm": "SK하이닉스", "mksc_shrn_iscd": "000660", "data_rank": "3"},
+        {
+            "hts_kor_isnm": "KODEX 레버리지",
+            "mksc_shrn_iscd": "122630 ",
+            "data_rank": "2",
+            "acml_vol": "8800000",
+        },
+        {"hts_kor_isnm": "빈 코드", "mksc_shrn_iscd": "", "data_rank": "4"},
+        {"hts_kor_isnm": "중복", "mksc_shrn_iscd": "005930", "data_rank": "5"},
+    ],
+    "rt_cd": "0",
+    "msg_cd": "MCA00000",
+    "msg1": "정상처리 되었습니다.",
+}
+
+
+def test_volume_rank_sample() -> None:
+    assert parse_volume_rank(VOLUME_RANK_SAMPLE) == [
+        RankedSymbol("005930", 1, 13_921_547),
+        RankedSymbol("122630", 2, 8_800_000),
+        RankedSymbol("000660", 3, 0),
+    ]
+    assert parse_volume_rank({"rt_cd": "0", "output": "none"}) == []
 
 
 @settings(max_examples=200, deadline=None)

@@ -24,6 +24,7 @@ QUOTATIONS = "/uapi/domestic-stock/v1/quotations"
 PRICE = f"{QUOTATIONS}/inquire-price"
 TRADES = f"{QUOTATIONS}/inquire-time-itemconclusion"
 HOLIDAY = f"{QUOTATIONS}/chk-holiday"
+VOLUME_RANK = f"{QUOTATIONS}/volume-rank"
 FIELDS_PER_RECORD = 46
 
 
@@ -80,6 +81,27 @@ async def price(
     params = {"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": code}
     hdrs = headers(creds, access_token, "FHKST01010100")
     return await call(http, "GET", base + PRICE, headers=hdrs, params=params)
+
+
+async def volume_rank(
+    http: aiohttp.ClientSession, base: str, creds: Credentials, access_token: str
+) -> Reply:
+    """The query the broker's own sample sends (v1_국내주식-047)."""
+    params = {
+        "FID_COND_MRKT_DIV_CODE": "J",
+        "FID_COND_SCR_DIV_CODE": "20171",
+        "FID_INPUT_ISCD": "0000",
+        "FID_DIV_CLS_CODE": "0",
+        "FID_BLNG_CLS_CODE": "0",
+        "FID_TRGT_CLS_CODE": "111111111",
+        "FID_TRGT_EXLS_CLS_CODE": "000000",
+        "FID_INPUT_PRICE_1": "",
+        "FID_INPUT_PRICE_2": "",
+        "FID_VOL_CNT": "",
+        "FID_INPUT_DATE_1": "",
+    }
+    hdrs = headers(creds, access_token, "FHPST01710000")
+    return await call(http, "GET", base + VOLUME_RANK, headers=hdrs, params=params)
 
 
 async def trades_page(

@@ -277,6 +277,47 @@ async def test_token_error_status_is_configurable(http: aiohttp.ClientSession) -
         assert missing.body["msg_cd"] == "EGW00122"
 
 
+async def test_volume_rank_is_the_top_30_by_traded_volume(
+    sim: SimExchange, http: aiohttp.ClientSession
+) -> None:
+    creds = demo_credentials("volume rank")
+    token = await fresh_token(http, sim, "volume rank")
+    reply = await kis.volume_rank(http, sim.rest_url, creds, token)
+    assert reply.status == 200 and reply.body["rt_cd"] == "0", reply.body
+    assert reply.headers["tr_id"] == "FHPST01710000"
+    rows = reply.body["output"]
+    assert len(rows) == 30
+    assert [row["data_rank"] for row in rows] == [str(n) for n in range(1, 31)]
+    volumes = [int(row["acml_vol"]) for row in rows]
+    assert volumes == sorted(volumes, reverse=True) and volumes[-1] > 0
+    # Ranked by the simulator's own traded volume: nobody outside the answer traded more.
+    listed = sim.universe_codes()
+    ranked = {row["mksc_shrn_iscd"] for row in rows}
+    assert ranked <= set(listed)
+    model, now = sim.state.model, sim.state.clock.now()
+    others = [model.process(code, now) for code in listed if code not in ranked]
+    assert max(p.cumulative_volume for p in others if p is not None) <= volumes[-1] * 1.05
+    for row in rows:
+        assert int(row["stck_prpr"]) > 0 and row["hts_kor_isnm"]
+        assert all(isinstance(value, str) for value in row.values())
+    # A wrong tr_id is refused like on every quotation path.
+    hdrs = kis.headers(creds, token, "FHKST01010100")
+    wrong = await kis.call(http, "GET", sim.rest_url + kis.VOLUME_RANK, headers=hdrs)
+    assert wrong.status == 500 and wrong.body["msg_cd"] == "OPSQ0002"
+
+
+async def test_volume_rank_honours_the_rate_limit(http: aiohttp.ClientSession) -> None:
+    async with SimExchange(settings(symbols=50)) as sim:
+        creds = demo_credentials("volume rank limit")
+        token = await fresh_token(http, sim, "volume rank limit")
+        replies = await asyncio.gather(
+            *(kis.volume_rank(http, sim.rest_url, creds, token) for _ in range(25))
+        )
+        refused = [r for r in replies if r.status == 500 and r.body["msg_cd"] == "EGW00201"]
+        assert len(refused) >= 5
+        assert sim.stats()["requests"][kis.VOLUME_RANK]["EGW00201"] == len(refused)
+
+
 async def test_unknown_paths_are_404_and_not_counted(
     sim: SimExchange, http: aiohttp.ClientSession
 ) -> None:

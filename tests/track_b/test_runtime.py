@@ -25,6 +25,7 @@ def settings(tmp_path: Path, *, enabled: bool = True) -> ObserverSettings:
             "track_b": {
                 "enabled": enabled,
                 "capacity": 5,
+                "seed_slots": 0,  # every slot from Track A's triggers here
                 "price_move_pct": 0.05,
                 "min_hold_seconds": 60,
                 "idle_timeout_seconds": 3,
