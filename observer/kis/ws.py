@@ -19,7 +19,6 @@ everything else happens in the injected ``SessionListener``.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 import time
@@ -32,7 +31,6 @@ from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from observer.config import TrackBSettings
 from observer.errors import ObserverError
-from observer.kis import h0stcnt0
 from observer.kis.frames import (
     ControlReply,
     FrameError,
@@ -40,6 +38,7 @@ from observer.kis.frames import (
     parse_message,
     parse_trade_frame,
 )
+from observer.kis.ws_protocol import SUBSCRIBE, UNSUBSCRIBE, Backoff, control_message
 from observer.records import Trade
 
 log = logging.getLogger(__name__)
@@ -50,7 +49,6 @@ MarketOpen = Callable[[], bool]
 
 ALREADY_IN_USE = "OPSP8996"
 INVALID_APPROVAL = "OPSP0011"
-SUBSCRIBE, UNSUBSCRIBE = "1", "2"
 OPEN_TIMEOUT_SECONDS = 10.0
 CLOSE_TIMEOUT_SECONDS = 1.0
 
@@ -67,47 +65,6 @@ class SessionListener(Protocol):
     def on_disconnected(self, reason: str) -> None: ...
 
     def on_reply(self, reply: ControlReply) -> None: ...
-
-
-class Backoff:
-    """Capped exponential back-off with equal jitter (pure: the random source is injected).
-
-    Attempt n waits between half and all of ``min(cap, initial * 2**n)``.
-    """
-
-    def __init__(self, initial_seconds: float, cap_seconds: float, rng: random.Random) -> None:
-        self.initial_seconds = initial_seconds
-        self.cap_seconds = max(cap_seconds, initial_seconds)
-        self._rng = rng
-        self.attempt = 0
-
-    def next_delay(self) -> float:
-        ceiling = min(self.cap_seconds, self.initial_seconds * 2.0 ** min(self.attempt, 62))
-        self.attempt += 1
-        return ceiling / 2 + self._rng.uniform(0, ceiling / 2)
-
-    def longest(self) -> float:
-        """The cap, for refusals that will not clear quickly (OPSP8996)."""
-        self.attempt += 1
-        return self.cap_seconds
-
-    def reset(self) -> None:
-        self.attempt = 0
-
-
-def control_message(approval_key: str, tr_type: str, symbol: str) -> str:
-    """A subscribe (``"1"``) or unsubscribe (``"2"``) text frame for ``H0STCNT0``."""
-    return json.dumps(
-        {
-            "header": {
-                "approval_key": approval_key,
-                "custtype": "P",
-                "tr_type": tr_type,
-                "content-type": "utf-8",
-            },
-            "body": {"input": {"tr_id": h0stcnt0.TR_ID, "tr_key": symbol}},
-        }
-    )
 
 
 class TrackBSession:

@@ -11,7 +11,7 @@ from metrics.registry import Metrics
 from observer.backfill import Page
 from observer.config import GapSettings, TrackBSettings
 from observer.gaps import TrackBGapDetector
-from observer.kis.ws import Backoff
+from observer.kis.ws_protocol import Backoff
 from observer.records import Gap, Trade, Trigger, TriggerKind
 from observer.track_b import STARVATION_REFUSALS, STORM_RECONNECTS, Burst, TrackB
 from tests.track_b.frames_util import trade
