@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import html
 import json
 import logging
 import ssl
@@ -17,6 +16,7 @@ from prometheus_client.exposition import choose_encoder
 
 from exporter.exposition import Rendered, accepts_gzip, render
 from exporter.files import FileExporter
+from exporter.status_page import StatusPage
 from exporter.summary import SummarySource
 from metrics import catalog
 from metrics.registry import Metrics
@@ -38,17 +38,6 @@ class WebConfigLike(Protocol):
 
     def close(self) -> None:
         """Release what checking credentials holds (threads); called when serving stops."""
-
-
-LANDING_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Observer exporter</title></head>
-<body><h1>Observer exporter</h1><p>version {version}</p><ul>
-<li><a href="/metrics">/metrics</a> — Prometheus metrics (OpenMetrics on request)</li>
-<li><a href="/api/summary">/api/summary</a> — JSON summary</li>
-<li><a href="/healthz">/healthz</a> — process alive</li>
-<li><a href="/readyz">/readyz</a> — ready: token valid and first sweep done</li>
-</ul></body></html>
-"""
 
 
 class ExporterServer:
@@ -77,6 +66,7 @@ class ExporterServer:
         self._web_config = web_config
         self._summary = SummarySource(metrics.registry)
         self._version = version
+        self._page = StatusPage.render(version)
         self._runner: web.AppRunner | None = None
         self._renders: dict[tuple[str, bool], asyncio.Future[Rendered]] = {}
         self._files = (
@@ -104,7 +94,7 @@ class ExporterServer:
         if self._web_config is not None and (auth := self._web_config.middleware()):
             middlewares.append(web.middleware(auth))
         app = web.Application(middlewares=middlewares)
-        app.router.add_get("/", self._landing)
+        app.router.add_get("/", self._status_page)
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/readyz", self._readyz)
@@ -207,9 +197,8 @@ class ExporterServer:
         summary = await asyncio.to_thread(self._summary.summary, readiness, live)
         return web.json_response(summary, dumps=_dumps)
 
-    async def _landing(self, _request: web.Request) -> web.Response:
-        body = LANDING_PAGE.format(version=html.escape(self._version))
-        return web.Response(text=body, content_type="text/html")
+    async def _status_page(self, _request: web.Request) -> web.Response:
+        return web.Response(body=self._page.body, headers=self._page.headers)
 
     def _render_files(self) -> dict[str, bytes]:
         """The file export's contents; called in a worker thread after ``_prepare_summary``."""
