@@ -10,7 +10,8 @@ last good record arrived, ``end`` = when the first one after arrived) and in
 cumulative volume (what backfill must find). After a restart the detector
 is told each symbol's last stored trade (``resume``): the downtime is then a
 ``session_drop`` gap from that trade, closed by the symbol's first record like
-any other. Severity comes from
+any other, rated by the downtime alone (from the earlier process's last sign
+of life) while its window keeps the exact volume. Severity comes from
 ``observer.severity.severity_for`` (low / medium / high by duration, see
 docs/gaps.md). Times are the caller's clock, in Unix seconds.
 """
@@ -63,6 +64,7 @@ class _Open:
     start: float
     since_time: str | None
     carried: bool = False  # opened from the store after a restart, not by this session
+    unwatched_from: float | None = None  # severity from here (a restart's downtime), not start
 
 
 def exchange_timestamp(business_date: str, hhmmss: str) -> float:
@@ -86,8 +88,15 @@ class _Symbol:
 class TrackBGapDetector:
     """Per-symbol state of the Track B gap rules; every method is O(1) or O(registered)."""
 
-    def __init__(self, gap_settings: GapSettings, *, silent_after_seconds: float) -> None:
+    def __init__(
+        self,
+        gap_settings: GapSettings,
+        *,
+        silent_after_seconds: float,
+        previous_alive_at: float | None = None,
+    ) -> None:
         self._gap_settings = gap_settings
+        self._previous_alive_at = previous_alive_at
         self._silent_after = silent_after_seconds
         self._symbols: dict[str, _Symbol] = {}
         self._latest_time: str | None = None  # the session's latest exchange time (HHMMSS)
@@ -103,9 +112,12 @@ class TrackBGapDetector:
         The process ended with its session, so a ``session_drop`` gap is open
         from ``last`` (its start is ``last``'s exchange time, at most ``now``:
         the store keeps no arrival time) and the symbol's first record closes
-        it with the exact missing volume. A record of another business day
-        drops it instead (the chain restarts). Only a watched symbol without a
-        record yet is resumed; answers whether it was.
+        it with the exact missing volume. Its severity counts only the stretch
+        no process watched: from ``previous_alive_at`` (the earlier process's
+        last sign of life, when known and later than ``last``) to the closing
+        record. A record of another business day drops it instead (the chain
+        restarts). Only a watched symbol without a record yet is resumed;
+        answers whether it was.
         """
         state = self._symbols.get(symbol)
         if state is None or state.seen is not None:
@@ -113,7 +125,9 @@ class TrackBGapDetector:
         start = min(exchange_timestamp(last.business_date, last.time), now)
         state.seen = _Seen(last.business_date, last.time, last.cumulative_volume, start)
         if state.open is None:
-            state.open = _Open(GapCause.SESSION_DROP, start, last.time, carried=True)
+            alive = self._previous_alive_at
+            unwatched = start if alive is None else min(max(start, alive), now)
+            state.open = _Open(GapCause.SESSION_DROP, start, last.time, True, unwatched)
         return True
 
     def unregistered(self, symbol: str, now: float) -> GapWindow | None:
@@ -252,13 +266,14 @@ class TrackBGapDetector:
         before_time: str,
     ) -> GapWindow:
         missing = None if after is None or upto is None else max(0, upto - after)
+        unwatched = opened.start if opened.unwatched_from is None else opened.unwatched_from
         gap = Gap(
             symbol=symbol,
             track=Track.B,
             cause=opened.cause,
             start=opened.start,
             end=max(end, opened.start),
-            severity=severity_for(max(0.0, end - opened.start), self._gap_settings),
+            severity=severity_for(max(0.0, end - max(opened.start, unwatched)), self._gap_settings),
             missing_volume=missing,
         )
         return GapWindow(

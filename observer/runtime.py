@@ -208,6 +208,7 @@ def build_track_b(context: Context) -> TrackB:
         reporter=context.tracking,
         last_trades=context.storage.last_trades,  # resume each symbol after a restart
         pending_gaps=context.storage.pending_gaps,  # finish what a killed process left
+        previous_alive_at=context.storage.previous_alive_at,  # where the downtime began
     )
     if settings.track_b.enabled:
         context.triggers.subscribe(track.offer)

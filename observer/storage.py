@@ -20,7 +20,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import sqlite3
+import time
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -40,7 +42,9 @@ from observer.storage_sql import (
     StorageError,
     connect,
     gap_from_row,
+    last_alive,
     last_trades,
+    mark_alive,
     pending_gaps,
     trade_from_row,
     write_batch,
@@ -50,6 +54,19 @@ log = logging.getLogger(__name__)
 RETRY_INITIAL_SECONDS = 0.2
 RETRY_MAX_SECONDS = 5.0
 CLOSE_FLUSH_SECONDS = 30.0
+ALIVE_EVERY_SECONDS = 1.0  # the liveness mark goes with a batch at most this often
+
+
+def _write_marked(
+    connection: sqlite3.Connection, batch: Sequence[Record], alive_at: float | None
+) -> dict[str, int]:
+    """``write_batch``, then the liveness mark when ``alive_at`` is given (one thread hop)."""
+    new = write_batch(connection, batch)
+    if alive_at is not None:
+        mark_alive(connection, alive_at)
+    return new
+
+
 __all__ = ["Record", "Storage", "StorageError", "StorageReader", "StoredCounts"]
 
 
@@ -84,6 +101,11 @@ class Storage:
         self._connection: sqlite3.Connection | None = None
         self._consumer: asyncio.Task[None] | None = None
         self.rows_written = {kind: 0 for kind in catalog.ROW_KINDS}
+        # When the process that wrote here before was last known alive (read at open,
+        # before this one writes): where a restart's unwatched stretch began.
+        self.previous_alive_at: float | None = None
+        self._marked_alive_at = -math.inf
+        self._clock = time.time
 
     async def __aenter__(self) -> Storage:
         await self.open()
@@ -96,6 +118,9 @@ class Storage:
         loop = asyncio.get_running_loop()
         try:
             self._connection = await loop.run_in_executor(self._executor, connect, self.path)
+            self.previous_alive_at = await loop.run_in_executor(
+                self._executor, last_alive, self._connection
+            )
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open database {self.path}: {exc}") from exc
         self._consumer = asyncio.create_task(self._consume(), name="storage-consumer")
@@ -190,7 +215,12 @@ class Storage:
             self._consumer = None
         if self._connection is not None:
             connection, self._connection = self._connection, None
-            await asyncio.get_running_loop().run_in_executor(self._executor, connection.close)
+            loop = asyncio.get_running_loop()
+            try:  # a clean stop is the exact end of what this process watched
+                await loop.run_in_executor(self._executor, mark_alive, connection, self._clock())
+            except sqlite3.Error as exc:
+                log.warning("storage liveness not recorded at close reason=%s", exc)
+            await loop.run_in_executor(self._executor, connection.close)
         self._executor.shutdown(wait=True)
 
     async def _consume(self) -> None:
@@ -201,8 +231,14 @@ class Storage:
             batch = await self._next_batch()
             delay = RETRY_INITIAL_SECONDS
             while True:
+                now = self._clock()
+                alive_at = now if now - self._marked_alive_at >= ALIVE_EVERY_SECONDS else None
                 try:
-                    new = await loop.run_in_executor(self._executor, write_batch, connection, batch)
+                    new = await loop.run_in_executor(
+                        self._executor, _write_marked, connection, batch, alive_at
+                    )
+                    if alive_at is not None:
+                        self._marked_alive_at = alive_at
                     break
                 except sqlite3.Error as exc:
                     self._metrics.counter(catalog.STORAGE_WRITE_ERRORS).inc()

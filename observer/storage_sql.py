@@ -40,6 +40,9 @@ CREATE TABLE IF NOT EXISTS gaps (
     "end" REAL NOT NULL, severity TEXT NOT NULL, missing_volume INTEGER, recovery TEXT NOT NULL,
     PRIMARY KEY (symbol, track, cause, start)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS liveness (
+    id INTEGER PRIMARY KEY CHECK (id = 1), alive_at REAL NOT NULL
+);
 """
 
 INSERT_SNAPSHOT = "INSERT OR IGNORE INTO snapshots VALUES (?, ?, ?, ?, ?)"
@@ -71,6 +74,13 @@ LAST_TRADE = (
     f"SELECT {TRADE_COLUMNS} FROM trades WHERE symbol = ? "
     "ORDER BY business_date DESC, cumulative_volume DESC LIMIT 1"
 )
+# The writing process's last sign of life (Unix seconds): after a restart, where the
+# stretch Observer could not watch began (docs/gaps.md "After a restart").
+MARK_ALIVE = (
+    "INSERT INTO liveness (id, alive_at) VALUES (1, ?) "
+    "ON CONFLICT (id) DO UPDATE SET alive_at = excluded.alive_at"
+)
+LAST_ALIVE = "SELECT alive_at FROM liveness WHERE id = 1"
 UPDATE_GAP = (
     'UPDATE gaps SET "end" = ?, severity = ?, missing_volume = ?, recovery = ? '
     "WHERE symbol = ? AND track = ? AND cause = ? AND start = ?"
@@ -222,6 +232,17 @@ def _write(connection: sqlite3.Connection, record: Record) -> int:
     if not inserted:
         connection.execute(UPDATE_GAP, (*values, *key))
     return inserted
+
+
+def mark_alive(connection: sqlite3.Connection, at: float) -> None:
+    """Record ``at`` as the writing process's latest sign of life (its own statement)."""
+    connection.execute(MARK_ALIVE, (at,))
+
+
+def last_alive(connection: sqlite3.Connection) -> float | None:
+    """When the process that last wrote here was last known alive; None if never recorded."""
+    row = connection.execute(LAST_ALIVE).fetchone()
+    return None if row is None else float(row[0])
 
 
 def trade_from_row(row: Sequence[Any]) -> Trade:

@@ -125,6 +125,7 @@ class TrackB:
         reporter: Reporter | None = None,
         last_trades: LastTrades | None = None,
         pending_gaps: PendingGaps | None = None,
+        previous_alive_at: float | None = None,
     ) -> None:
         self._settings = track_b
         self._last_trades = last_trades
@@ -141,7 +142,11 @@ class TrackB:
         self._refusals = Burst(STARVATION_REFUSALS, ALARM_WINDOW_SECONDS)
         self._reconnects = Burst(STORM_RECONNECTS, ALARM_WINDOW_SECONDS)
         self.table = SlotTable(track_b.capacity, min_hold_seconds=track_b.min_hold_seconds)
-        self.detector = TrackBGapDetector(gaps, silent_after_seconds=track_b.silent_symbol_seconds)
+        self.detector = TrackBGapDetector(
+            gaps,
+            silent_after_seconds=track_b.silent_symbol_seconds,
+            previous_alive_at=previous_alive_at,  # a restart's downtime rates carried gaps
+        )
         self.session = TrackBSession(
             ws_url,
             approval_key=approval_key,

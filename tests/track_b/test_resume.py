@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from pathlib import Path
 
 from metrics.registry import Metrics, new_registry
@@ -85,6 +86,72 @@ def test_start_is_never_after_the_registration() -> None:
     assert d.resume("005930", LAST, LAST_AT - 10.0)
     window = d.observe(trade(volume=1, cumulative=1_002, time="093001"), LAST_AT - 9.0)
     assert window is not None and window.gap.start == LAST_AT - 10.0
+
+
+def test_a_short_restart_on_a_quiet_symbol_is_rated_by_its_downtime() -> None:
+    """Issue 14 #14: the last trade was 20 min before a 3 s restart; the gap keeps its exact
+    window (from that trade) but its severity is the 3 s Observer could not watch."""
+    last_at = RESTARTED_AT - 20 * 60.0
+    quiet = trade(volume=10, cumulative=1_000, time="091130")  # 20 min before RESTARTED_AT
+    assert exchange_timestamp("20261124", "091130") == last_at
+    d = TrackBGapDetector(GAPS, silent_after_seconds=30.0, previous_alive_at=RESTARTED_AT - 3.0)
+    d.registered("005930", RESTARTED_AT)
+    assert d.resume("005930", quiet, RESTARTED_AT)
+    window = d.observe(trade(volume=5, cumulative=1_040, time="093131"), RESTARTED_AT + 1.0)
+    assert window is not None
+    gap = window.gap
+    assert (gap.cause, gap.start, gap.end) == (GapCause.SESSION_DROP, last_at, RESTARTED_AT + 1.0)
+    assert gap.missing_volume == 35 and window.after_cumulative == 1_000  # exact, as before
+    assert gap.severity is Severity.LOW  # 4 s unwatched, not 20 min
+    # Without the earlier process's last sign of life the whole stretch counts, as before.
+    unknown = TrackBGapDetector(GAPS, silent_after_seconds=30.0)
+    unknown.registered("005930", RESTARTED_AT)
+    assert unknown.resume("005930", quiet, RESTARTED_AT)
+    late = unknown.observe(trade(volume=5, cumulative=1_040, time="093131"), RESTARTED_AT + 1.0)
+    assert late is not None and late.gap.severity is Severity.HIGH
+
+
+def test_a_long_downtime_is_still_rated_by_its_length() -> None:
+    d = TrackBGapDetector(GAPS, silent_after_seconds=30.0, previous_alive_at=LAST_AT - 50.0)
+    d.registered("005930", RESTARTED_AT)
+    assert d.resume("005930", LAST, RESTARTED_AT)  # alive before the last trade: from it
+    window = d.observe(trade(volume=5, cumulative=1_130, time="093200"), RESTARTED_AT + 2.0)
+    assert window is not None and window.gap.severity is Severity.MEDIUM  # 92 s
+    later = TrackBGapDetector(GAPS, silent_after_seconds=30.0, previous_alive_at=LAST_AT + 60.0)
+    later.registered("005930", RESTARTED_AT + 400.0)
+    assert later.resume("005930", LAST, RESTARTED_AT + 400.0)
+    gap = later.observe(trade(volume=5, cumulative=1_130), RESTARTED_AT + 401.0)
+    assert gap is not None and gap.gap.severity is Severity.HIGH  # 431 s unwatched
+    assert gap.gap.start == LAST_AT
+
+
+def test_a_drop_in_the_new_session_is_rated_as_usual() -> None:
+    d = TrackBGapDetector(GAPS, silent_after_seconds=30.0, previous_alive_at=RESTARTED_AT - 1.0)
+    d.registered("005930", RESTARTED_AT)
+    d.observe(trade(volume=1, cumulative=5), RESTARTED_AT + 1.0)
+    d.session_lost(GapCause.SESSION_DROP, RESTARTED_AT + 2.0)
+    window = d.observe(trade(volume=1, cumulative=7), RESTARTED_AT + 400.0)
+    assert window is not None and window.gap.severity is Severity.HIGH
+
+
+async def test_storage_remembers_when_its_last_writer_was_alive(tmp_path: Path) -> None:
+    database = tmp_path / "observer.sqlite"
+    settings = StorageSettings(path=database, flush_interval_seconds=0.01)
+    metrics = Metrics(new_registry(), version="test")
+    before = time.time()
+    async with Storage(database, settings, metrics=metrics) as storage:
+        assert storage.previous_alive_at is None  # a new database
+        await storage.put(trade(volume=1, cumulative=1))
+        await storage.flush()
+    closed = time.time()
+    async with Storage(database, settings, metrics=metrics) as storage:
+        alive = storage.previous_alive_at
+        assert alive is not None and before <= alive <= closed  # the close marks it
+        await storage.put(trade(volume=1, cumulative=2))  # a write of the new process ...
+        await storage.flush()
+        assert storage.previous_alive_at == alive  # ... leaves the earlier one as read
+    with StorageReader(database) as reader:
+        assert [row[0] for row in reader.rows("SELECT COUNT(*) FROM liveness")] == [1]
 
 
 def test_silence_after_a_restart_is_measured_from_the_registration() -> None:
