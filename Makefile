@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-DEBIAN_PACKAGES := prometheus prometheus-alertmanager docker-compose faketime openssl
+DEBIAN_PACKAGES := prometheus prometheus-alertmanager docker-compose faketime openssl chromium
 LISTEN ?= 127.0.0.1:9464
 
 # Most tests wait on loopback servers rather than compute, so three workers fit two cores.
@@ -44,6 +44,7 @@ system-deps:
 	command -v docker-compose >/dev/null || missing="$$missing docker-compose"; \
 	ls /usr/lib/*/faketime/libfaketimeMT.so.1 >/dev/null 2>&1 || missing="$$missing faketime"; \
 	command -v openssl >/dev/null || missing="$$missing openssl"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
 	  echo "installing Debian packages:$$missing"; \
