@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from aiohttp import web
 from prometheus_client.exposition import choose_encoder
 
+from exporter.connections import ConnectionLimits, GatedSite
 from exporter.exposition import Rendered, accepts_gzip, render
 from exporter.files import FileExporter
 from exporter.status_page import StatusPage
@@ -44,7 +45,8 @@ class ExporterServer:
     """Serves one ``Metrics`` registry over HTTP, and optionally to files.
 
     ``start(host, port)`` binds (port 0 picks a free one; ``url`` reports the
-    bound address); ``close()`` stops serving and the file export, waiting for
+    bound address); connections are capped and timed out as ``limits`` says
+    (``exporter.connections``); ``close()`` stops serving and the file export, waiting for
     a file write in progress so none is left half-written.
     """
 
@@ -57,6 +59,7 @@ class ExporterServer:
         web_config: WebConfigLike | None = None,
         export_dir: Path | None = None,
         export_interval_seconds: float = 15.0,
+        limits: ConnectionLimits | None = None,
         version: str = "0.0.0",
     ) -> None:
         self.metrics = metrics
@@ -64,10 +67,12 @@ class ExporterServer:
         self.status = status or StatusBoard()
         self._live = (self.readiness.report(), self.status.view())
         self._web_config = web_config
+        self._limits = limits or ConnectionLimits()
         self._summary = SummarySource(metrics.registry)
         self._version = version
         self._page = StatusPage.render(version)
         self._runner: web.AppRunner | None = None
+        self._site: GatedSite | None = None
         self._renders: dict[tuple[str, bool], asyncio.Future[Rendered]] = {}
         self._files = (
             FileExporter(
@@ -89,6 +94,16 @@ class ExporterServer:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{self.scheme}://{host}:{self.port}"
 
+    @property
+    def open_connections(self) -> int:
+        """Connections held now (in the TLS handshake or served)."""
+        return self._site.open_connections if self._site is not None else 0
+
+    @property
+    def refused_connections(self) -> int:
+        """Connections closed at once since the start: the cap was reached."""
+        return self._site.refused if self._site is not None else 0
+
     def build_app(self) -> web.Application:
         middlewares: list[Any] = []
         if self._web_config is not None and (auth := self._web_config.middleware()):
@@ -108,13 +123,13 @@ class ExporterServer:
             self.build_app(), access_log=None, handle_signals=False, shutdown_timeout=1.0
         )
         await runner.setup()
-        site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
+        site = GatedSite(runner, host, port, limits=self._limits, ssl_context=ssl_context)
         try:
             await site.start()
         except BaseException:
             await runner.cleanup()
             raise
-        self._runner = runner
+        self._runner, self._site = runner, site
         bound = runner.addresses[0]
         self.host, self.port = str(bound[0]), int(bound[1])
         self.scheme = "https" if ssl_context else "http"
@@ -127,7 +142,7 @@ class ExporterServer:
             await self._files.close()
         if self._runner is not None:
             await self._runner.cleanup()
-            self._runner = None
+            self._runner = self._site = None
         if self._web_config is not None:
             self._web_config.close()
 

@@ -41,6 +41,27 @@ class ExporterSettings(_Section):
         None,
         description="Exporter-toolkit web-config YAML (tls_server_config, basic_auth_users).",
     )
+    max_connections: int = Field(
+        128,
+        ge=1,
+        le=100_000,
+        description="Open connections the exporter holds at most; more are closed at once, "
+        "before any TLS work. Lowered further to stay below the descriptor limit.",
+    )
+    header_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        description="Seconds from accepting a connection to the end of its first request head "
+        "(TLS handshake included); a slower client is disconnected.",
+    )
+    idle_timeout_seconds: float = Field(
+        75.0,
+        gt=0,
+        le=86400,
+        description="Seconds a connection may wait for its next request (keep-alive) before it "
+        "is closed; also bounds the time to send a later request head.",
+    )
 
     @field_validator("listen")
     @classmethod

@@ -28,6 +28,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from exporter.connections import ConnectionLimits
 from exporter.server import ExporterServer, WebConfigLike
 from metrics.registry import Metrics, new_registry
 from observer import __version__, logs
@@ -162,6 +163,11 @@ async def _serve(
         web_config=_web_config(settings),
         export_dir=settings.exporter.export_dir,
         export_interval_seconds=settings.exporter.export_interval_seconds,
+        limits=ConnectionLimits(
+            max_connections=settings.exporter.max_connections,
+            header_timeout_seconds=settings.exporter.header_timeout_seconds,
+            idle_timeout_seconds=settings.exporter.idle_timeout_seconds,
+        ),
         version=__version__,
     )
     host, port = parse_listen(settings.exporter.listen)

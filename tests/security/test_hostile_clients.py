@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import ssl
 import statistics
 import time
@@ -21,6 +22,7 @@ import aiohttp
 import bcrypt
 import pytest
 
+from exporter.connections import ConnectionLimits
 from exporter.server import ExporterServer
 from exporter.webconfig import Verdict, WebConfig, load_web_config
 from metrics.registry import Metrics
@@ -65,8 +67,10 @@ def tls(pki: Pki) -> ssl.SSLContext:
 
 
 @asynccontextmanager
-async def running(metrics: Metrics, web_config: WebConfig) -> AsyncIterator[ExporterServer]:
-    server = ExporterServer(metrics, web_config=web_config, version="test")
+async def running(
+    metrics: Metrics, web_config: WebConfig, limits: ConnectionLimits | None = None
+) -> AsyncIterator[ExporterServer]:
+    server = ExporterServer(metrics, web_config=web_config, limits=limits, version="test")
     await server.start("127.0.0.1", 0)
     try:
         yield server
@@ -179,3 +183,115 @@ def test_users_hashed_at_different_costs_are_refused(tmp_path: Path, pki: Pki) -
     message = str(error.value)
     assert "basic_auth_users: grafana: bcrypt cost 4 differs from 5" in message
     assert "\n" not in message and str(path) in message
+
+
+Stream = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+async def connect(server: ExporterServer, tls: ssl.SSLContext | None) -> Stream:
+    return await asyncio.open_connection(
+        server.host, server.port, ssl=tls, server_hostname="localhost" if tls else None
+    )
+
+
+async def seconds_until_closed(reader: asyncio.StreamReader, within_s: float) -> float:
+    """How long until the server closes the connection (EOF or reset); fails after ``within_s``."""
+    started = time.monotonic()
+    try:
+        async with asyncio.timeout(within_s):
+            while await reader.read(65536):
+                pass
+    except (ConnectionError, ssl.SSLError):
+        pass
+    return time.monotonic() - started
+
+
+async def request(writer: asyncio.StreamWriter, auth: str) -> None:
+    writer.write(f"GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\n\r\n".encode())
+    await writer.drain()
+
+
+async def read_response(reader: asyncio.StreamReader) -> int:
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":")[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length")
+    )
+    await reader.readexactly(length)
+    return int(head.split()[1])
+
+
+async def test_slow_header_and_idle_connections_are_closed_within_the_time_outs(
+    metrics: Metrics, web_config: WebConfig, tls: ssl.SSLContext
+) -> None:
+    header_s, idle_s = 1.0, 1.5
+    limits = ConnectionLimits(header_timeout_seconds=header_s, idle_timeout_seconds=idle_s)
+    async with running(metrics, web_config, limits) as server:
+
+        async def trickling() -> float:  # a header byte every 0.1 s, never finished
+            reader, writer = await connect(server, tls)
+            started = time.monotonic()
+
+            async def trickle() -> None:
+                with contextlib.suppress(ConnectionError, ssl.SSLError):
+                    for byte in b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 1000:
+                        writer.write(bytes([byte]))
+                        await writer.drain()
+                        await asyncio.sleep(0.1)
+
+            sender = asyncio.ensure_future(trickle())
+            await seconds_until_closed(reader, header_s + 10)
+            sender.cancel()
+            writer.close()
+            return time.monotonic() - started
+
+        async def silent(context: ssl.SSLContext | None) -> float:  # connects, says nothing
+            reader, writer = await connect(server, context)
+            closed_s = await seconds_until_closed(reader, header_s + 10)
+            writer.close()
+            return closed_s
+
+        async def idle_after_a_scrape() -> float:  # keep-alive, then nothing
+            reader, writer = await connect(server, tls)
+            await request(writer, basic(USER, PASSWORD))
+            assert await read_response(reader) == 200
+            closed_s = await seconds_until_closed(reader, idle_s + 10)
+            writer.close()
+            return closed_s
+
+        trickled_s, silent_tls_s, silent_tcp_s, idle_closed_s = await asyncio.gather(
+            trickling(), silent(tls), silent(None), idle_after_a_scrape()
+        )
+    # Closed by the time-outs: not before them, and well within the test's bound.
+    for closed_s in (trickled_s, silent_tls_s, silent_tcp_s):
+        assert header_s * 0.9 <= closed_s < header_s + 5, (trickled_s, silent_tls_s, silent_tcp_s)
+    assert idle_s * 0.9 <= idle_closed_s < idle_s + 5, idle_closed_s
+
+
+async def test_connections_beyond_the_cap_are_closed_before_any_tls_work(
+    metrics: Metrics, web_config: WebConfig, tls: ssl.SSLContext
+) -> None:
+    cap = 40
+    limits = ConnectionLimits(max_connections=cap, header_timeout_seconds=60)
+    async with running(metrics, web_config, limits) as server:
+
+        async def attempt() -> Stream | None:
+            try:
+                return await connect(server, tls)
+            except (ConnectionError, ssl.SSLError):
+                return None
+
+        # 500 parallel TLS clients: the cap's worth complete a handshake and are held,
+        # every other one is closed at once.
+        attempts = await asyncio.gather(*(attempt() for _ in range(500)))
+        held = [stream for stream in attempts if stream is not None]
+        assert len(held) == cap and server.open_connections == cap
+        assert server.refused_connections == 500 - cap
+        for _reader, writer in held:
+            writer.close()
+        await wait_for(lambda: server.open_connections == 0)
+        # The slots come back: a scrape is served again.
+        async with aiohttp.ClientSession() as http:
+            status, _ = await timed_get(http, f"{server.url}/metrics", tls, basic(USER, PASSWORD))
+        assert status == 200
