@@ -6,7 +6,8 @@ Every received record is checked by the gap rules and stored; every gap is
 counted, stored (recovery ``pending``), then backfilled and stored again with
 its recovery. Collaborators are injected: the approval-key provider and the
 page fetcher (``KisClient`` methods), the record sink (``Storage``), the
-registry, the market-open predicate and the clocks.
+registry, the market-open predicate, the clocks and the WebSocket transport
+(``observer.kis.ws.Transport``, default ``websockets.connect``).
 
 After a restart the session that ended with the process is a hole like any
 session drop: ``run()`` first reads each symbol's last stored trade
@@ -39,7 +40,14 @@ from observer.config import GapSettings, TrackBSettings
 from observer.errors import ObserverError
 from observer.gaps import GapWindow, TrackBGapDetector
 from observer.kis.frames import ControlReply, FrameError
-from observer.kis.ws import ApprovalKeyProvider, MarketOpen, TrackBSession
+from observer.kis.ws import (
+    ApprovalKeyProvider,
+    MarketOpen,
+    TrackBSession,
+    Transport,
+    websockets_transport,
+)
+from observer.kis.ws_protocol import MAX_REGISTRATIONS_REFUSED
 from observer.market import kst_day
 from observer.records import Gap, GapCause, Trade, Trigger
 from observer.slots import SlotTable
@@ -47,7 +55,6 @@ from observer.status import SlotView
 
 log = logging.getLogger(__name__)
 
-MAX_SUBSCRIPTIONS_REFUSED = "OPSP0008"
 SILENT_CHECK_MAX_INTERVAL_SECONDS = 1.0
 ALARM_WINDOW_SECONDS = 60.0
 COUNT_FLUSH_SECONDS = 0.1  # received frames and records reach their counters this often
@@ -126,6 +133,7 @@ class TrackB:
         last_trades: LastTrades | None = None,
         pending_gaps: PendingGaps | None = None,
         previous_alive_at: float | None = None,
+        transport: Transport = websockets_transport,
     ) -> None:
         self._settings = track_b
         self._last_trades = last_trades
@@ -155,6 +163,7 @@ class TrackB:
             market_open=market_open,
             rng=rng,
             monotonic=monotonic,
+            transport=transport,
         )
         self.backfiller = Backfiller(
             fetch_page, sink, metrics=metrics, max_pages=max_backfill_pages
@@ -382,7 +391,7 @@ class TrackB:
         self._observe_detection(started)
 
     def on_reply(self, reply: ControlReply) -> None:
-        if reply.msg_cd == MAX_SUBSCRIPTIONS_REFUSED:
+        if reply.msg_cd == MAX_REGISTRATIONS_REFUSED:
             log.error("registration refused (OPSP0008) symbol=%s; slot released", reply.tr_key)
             self.release(reply.tr_key)
         elif not reply.ok:

@@ -1,19 +1,13 @@
-"""``TrackBSession``: the one KIS WebSocket session of an app key, kept alive and registered.
+"""``TrackBSession``: the I/O loop of the one KIS WebSocket session of an app key.
 
-- Approval key from an injected async provider, fetched again after ``OPSP0011``.
-- ``PINGPONG`` heartbeats are echoed verbatim; library pings are off
-  (``ping_interval=None``): whether the server answers them is unsure
-  (kis-protocol.md), so the session never depends on them.
-- Data-idle watchdog: no data frame for ``idle_timeout_seconds`` while the
-  market is open and something is registered → reconnect. Heartbeats and
-  replies do not count as data: a session that only heart-beats is stalled.
-- Reconnects wait a capped, jittered exponential back-off (``Backoff``) that
-  resets only once real data arrives again, so a server that accepts and then
-  fails cannot cause a storm; ``OPSP8996`` (app key already in use) waits the
-  cap every time and is logged as an error.
-- After every (re)connect every registered symbol is subscribed again.
-The session only moves bytes; parsing is ``observer.kis.frames`` and
-everything else happens in the injected ``SessionListener``.
+Every decision — registrations and their restore, ``PINGPONG`` echoes, the
+data-idle watchdog, the reconnect back-off, what each ``OPSP`` reply means —
+is taken by the sans-I/O ``SessionProtocol`` (``observer.kis.ws_protocol``);
+this loop only fetches the approval key, opens the transport, moves frames
+both ways, keeps the watchdog's one timer and sleeps the back-off. The
+transport is injected (default: ``websockets.connect`` with library pings
+off); parsing is ``observer.kis.frames`` and everything else happens in the
+injected ``SessionListener``.
 """
 
 from __future__ import annotations
@@ -24,21 +18,28 @@ import random
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
+from metrics.labels import ReconnectReason
 from observer.config import TrackBSettings
 from observer.errors import ObserverError
-from observer.kis.frames import (
-    ControlReply,
-    FrameError,
-    Heartbeat,
-    parse_message,
-    parse_trade_frame,
+from observer.kis.frames import ControlReply, FrameError
+from observer.kis.ws_protocol import (
+    Action,
+    Backoff,
+    Close,
+    Connected,
+    Malformed,
+    Records,
+    Replied,
+    Send,
+    SessionEnded,
+    SessionProtocol,
 )
-from observer.kis.ws_protocol import SUBSCRIBE, UNSUBSCRIBE, Backoff, control_message
 from observer.records import Trade
 
 log = logging.getLogger(__name__)
@@ -47,10 +48,36 @@ ApprovalKeyProvider = Callable[[bool], Awaitable[str]]
 """``async (renew) -> approval key``; ``renew`` is true after the server said OPSP0011."""
 MarketOpen = Callable[[], bool]
 
-ALREADY_IN_USE = "OPSP8996"
-INVALID_APPROVAL = "OPSP0011"
 OPEN_TIMEOUT_SECONDS = 10.0
 CLOSE_TIMEOUT_SECONDS = 1.0
+
+
+class Connection(Protocol):
+    """One open WebSocket: ``recv`` raises when it closes (ConnectionClosed or OSError)."""
+
+    async def send(self, message: str, /) -> None: ...
+
+    async def recv(self) -> str | bytes: ...
+
+
+Transport = Callable[[str], AbstractAsyncContextManager[Connection]]
+"""``transport(url)``: opens a Connection on entry (raising when it cannot), closes it on exit."""
+
+CLOSED = (OSError, WebSocketException, TimeoutError, EOFError)
+"""What a transport raises when its connection ends or cannot open: reconnect later."""
+
+
+def websockets_transport(url: str) -> AbstractAsyncContextManager[Connection]:
+    """The real transport: ``websockets.connect``, library pings off (kis-protocol.md:
+    whether the server answers them is unsure), opening within 10 s, closing within 1 s."""
+    return connect(
+        url,
+        ping_interval=None,
+        open_timeout=OPEN_TIMEOUT_SECONDS,
+        close_timeout=CLOSE_TIMEOUT_SECONDS,
+        compression=None,
+        proxy=None,
+    )
 
 
 class SessionListener(Protocol):
@@ -80,208 +107,193 @@ class TrackBSession:
         market_open: MarketOpen,
         rng: random.Random | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        transport: Transport = websockets_transport,
     ) -> None:
         self._url = ws_url
         self._approval = approval_key
-        self._settings = settings
         self._listener = listener
         self._market_open = market_open
         self._clock = monotonic
-        self.backoff = Backoff(
-            settings.reconnect_initial_seconds,
-            settings.reconnect_max_seconds,
-            rng or random.Random(),
+        self._transport = transport
+        self.protocol = SessionProtocol(
+            idle_timeout_seconds=settings.idle_timeout_seconds,
+            backoff=Backoff(
+                settings.reconnect_initial_seconds,
+                settings.reconnect_max_seconds,
+                rng or random.Random(),
+            ),
         )
-        self._key: str | None = None
-        self._renew_key = False
-        self._desired: set[str] = set()
-        self._outbox: deque[tuple[str, str]] = deque()
+        self._outbox: deque[Action] = deque()
         self._wakeup = asyncio.Event()
-        self._last_data = 0.0
-        self.connected = False
+
+    @property
+    def backoff(self) -> Backoff:
+        return self.protocol.backoff
+
+    @property
+    def connected(self) -> bool:
+        """The connection is open and its registrations were sent."""
+        return self.protocol.is_open
 
     def registered(self) -> frozenset[str]:
         """Symbols the session keeps registered (restored after every reconnect)."""
-        return frozenset(self._desired)
+        return self.protocol.registered()
 
     def register(self, symbol: str) -> None:
         """Keep ``symbol`` registered; sent now if connected, else on the next connect."""
-        if symbol not in self._desired:
-            self._desired.add(symbol)
-            self._queue(SUBSCRIBE, symbol)
+        self._queue(self.protocol.register(symbol))
 
     def unregister(self, symbol: str) -> None:
-        if symbol in self._desired:
-            self._desired.discard(symbol)
-            self._queue(UNSUBSCRIBE, symbol)
+        self._queue(self.protocol.unregister(symbol))
 
     async def run(self) -> None:
         """Connect, receive and reconnect until cancelled (never returns otherwise).
 
-        Connecting times out after 10 s; cancellation closes the socket, waiting at
-        most 1 s for the close handshake. Listener exceptions propagate.
+        Connecting times out after 10 s with the default transport; cancellation
+        closes the connection (waiting at most 1 s for the close handshake).
+        Listener exceptions propagate.
         """
         while True:
-            reason = await self._session_once()
-            self._listener.on_disconnected(reason)
-            if reason == "refused":
-                delay = self.backoff.longest()
+            ended = await self._session_once()
+            self._listener.on_disconnected(ended.reason)
+            delay = ended.reconnect_after_seconds
+            if ended.reason is ReconnectReason.REFUSED:
                 log.error(
                     "websocket refused: app key already in use (OPSP8996); retry in %.1fs", delay
                 )
             else:
-                delay = self.backoff.next_delay()
-                log.warning("websocket session ended reason=%s; reconnect in %.2fs", reason, delay)
+                log.warning(
+                    "websocket session ended reason=%s; reconnect in %.2fs", ended.reason, delay
+                )
             await asyncio.sleep(delay)
 
-    def _queue(self, tr_type: str, symbol: str) -> None:
-        if self.connected:
-            self._outbox.append((tr_type, symbol))
+    def _queue(self, actions: list[Action]) -> None:
+        if actions:
+            self._outbox.extend(actions)
             self._wakeup.set()
 
-    async def _session_once(self) -> str:
-        """One connection's life; the reconnect reason (a RECONNECT_REASONS value)."""
+    async def _session_once(self) -> SessionEnded:
+        """One connection's life, from the approval key to the close."""
+        protocol = self.protocol
+        renew = protocol.key_wanted()
+        if renew is not None:
+            try:
+                protocol.key_received(await self._approval(renew))
+            except (ObserverError, OSError, TimeoutError) as exc:
+                log.warning("approval key request failed: %s", type(exc).__name__)
+                return protocol.closed()
         try:
-            if self._key is None:
-                self._key = await self._approval(self._renew_key)
-                self._renew_key = False
-        except (ObserverError, OSError, TimeoutError) as exc:
-            log.warning("approval key request failed: %s", type(exc).__name__)
-            return "error"
-        opened = False
-        try:
-            async with connect(
-                self._url,
-                ping_interval=None,
-                open_timeout=OPEN_TIMEOUT_SECONDS,
-                close_timeout=CLOSE_TIMEOUT_SECONDS,
-                compression=None,
-                proxy=None,
-            ) as ws:
-                opened = True
-                return await self._serve(ws, self._key)
+            async with self._transport(self._url) as connection:
+                await self._serve(connection)
         except ConnectionClosed:
-            return "drop" if opened else "error"
-        except (OSError, WebSocketException, TimeoutError) as exc:
-            # A refused handshake, a protocol violation or a network error: reconnect later.
+            pass  # the protocol tells a drop from a refused open
+        except CLOSED as exc:
+            # A refused handshake, a protocol violation or a network error.
             log.warning("websocket failed: %s", type(exc).__name__)
-            return "drop" if opened else "error"
         finally:
-            self.connected = False
+            ended = protocol.closed()  # on cancellation too: not connected any more
+        return ended
 
-    async def _serve(self, ws: ClientConnection, key: str) -> str:
-        # Changes made while restoring are queued (connected is already true) and sent
-        # after it, in order, so the server never holds more than the table allows.
+    async def _serve(self, connection: Connection) -> None:
+        # Changes made while restoring (the protocol is open already) wait in the
+        # outbox and go after it, in order: the server never holds more than allowed.
         self._outbox.clear()
-        self.connected = True
-        for symbol in sorted(self._desired):
-            await ws.send(control_message(key, SUBSCRIBE, symbol))
-        self._listener.on_connected()
-        sender = asyncio.create_task(self._send_queued(ws, key))
+        if await self._apply(connection, self.protocol.opened(self._clock())):
+            return
+        sender = asyncio.create_task(self._send_queued(connection))
         try:
-            return await self._receive(ws)
+            await self._receive(connection)
         finally:
             sender.cancel()
             await asyncio.wait({sender})
 
-    async def _send_queued(self, ws: ClientConnection, key: str) -> None:
-        """Send queued (un)subscribes until cancelled; a closed socket ends it quietly
-        (the receive loop sees the close too, and the next connect restores everything)."""
+    async def _send_queued(self, connection: Connection) -> None:
+        """Send queued frames until cancelled; a closed connection ends it quietly
+        (the receive loop sees the close too, and the next open restores everything)."""
         try:
             while True:
                 await self._wakeup.wait()
                 self._wakeup.clear()
                 while self._outbox:
-                    tr_type, symbol = self._outbox.popleft()
-                    await ws.send(control_message(key, tr_type, symbol))
-        except ConnectionClosed:
+                    action = self._outbox.popleft()
+                    if isinstance(action, Send):
+                        await connection.send(action.text)
+        except CLOSED:
             return
 
-    async def _receive(self, ws: ClientConnection) -> str:
-        """Receive until the session must end; the reconnect reason.
+    async def _receive(self, connection: Connection) -> None:
+        """Receive until the protocol closes the session (or the connection ends: raises).
 
         The data-idle watchdog is one timer (``_IdleTimer``), armed again only when
         it fires early, not a timeout per receive; it interrupts a ``recv`` only
         (cancelling it loses nothing), never the listener. Data frames, nearly every
-        message, are parsed here directly; the rest goes through ``_handle``.
+        message, go to the listener directly; the rest through ``_apply``.
         """
-        self._last_data = self._clock()
-        idle = self._settings.idle_timeout_seconds
-        timer = _IdleTimer(self)
+        protocol = self.protocol
+        clock = self._clock
         listener = self._listener
-        backoff = self.backoff
+        timer = _IdleTimer(protocol, clock)
         try:
             while True:
-                remaining = self._last_data + idle - self._clock()
-                if remaining <= 0:
-                    if self._market_open() and self._desired:
-                        return "idle"
-                    self._last_data = self._clock()  # closed market or nothing registered
+                now = clock()
+                if now >= protocol.idle_deadline:
+                    if await self._apply(
+                        connection, protocol.advance(now, market_open=self._market_open())
+                    ):
+                        return
                     continue
-                timer.arm(remaining)
+                timer.arm(protocol.idle_deadline - now)
                 timer.receiving = True
                 try:
-                    raw = await ws.recv()
+                    raw = await connection.recv()
                 except asyncio.CancelledError:
                     if timer.interrupted():
                         continue
                     raise
                 finally:
                     timer.receiving = False
-                if isinstance(raw, str) and raw[:2] == "0|":
-                    try:
-                        trades = parse_trade_frame(raw)
-                    except FrameError as exc:
-                        listener.on_malformed(exc)
-                        continue
-                    self._last_data = self._clock()
-                    if backoff.attempt:
-                        backoff.reset()
-                    await listener.on_trades(trades)
-                    continue
-                reason = await self._handle(ws, raw)
-                if reason is not None:
-                    return reason
+                actions = protocol.receive(raw, clock())
+                first = actions[0]
+                if type(first) is Records:
+                    await listener.on_trades(first.trades)
+                elif await self._apply(connection, actions):
+                    return
         finally:
             timer.cancel()
 
-    async def _handle(self, ws: ClientConnection, raw: str | bytes) -> str | None:
-        try:
-            message = parse_message(raw)
-        except FrameError as exc:
-            self._listener.on_malformed(exc)
-            return None
-        if isinstance(message, Heartbeat):
-            await ws.send(message.text)
-            return None
-        if isinstance(message, ControlReply):
-            self._listener.on_reply(message)
-            if message.msg_cd == ALREADY_IN_USE:
-                return "refused"
-            if message.msg_cd == INVALID_APPROVAL:
-                self._key = None
-                self._renew_key = True
-                return "approval"
-            return None
-        self._last_data = self._clock()
-        self.backoff.reset()
-        await self._listener.on_trades(message.trades)
-        return None
+    async def _apply(self, connection: Connection, actions: list[Action]) -> bool:
+        """Carry out ``actions`` in order; True when one closes the session."""
+        listener = self._listener
+        for action in actions:
+            if isinstance(action, Records):
+                await listener.on_trades(action.trades)
+            elif isinstance(action, Send):
+                await connection.send(action.text)
+            elif isinstance(action, Malformed):
+                listener.on_malformed(action.error)
+            elif isinstance(action, Replied):
+                listener.on_reply(action.reply)
+            elif isinstance(action, Connected):
+                listener.on_connected()
+            elif isinstance(action, Close):
+                return True
+        return False
 
 
 class _IdleTimer:
     """The data-idle watchdog of one ``_receive``: a single loop timer, not one per frame.
 
-    Armed for the time left until the session would be idle; when it fires it
-    looks at when data last came: if it came since, it arms itself for the time
+    Armed for the time left until the protocol's ``idle_deadline``; when it fires
+    it looks at the deadline again: if data moved it, it arms itself for the time
     left; if not and the receiving task waits in ``recv``, it cancels that task,
     which ``interrupted`` then tells apart from a cancellation from outside (as
     ``asyncio.timeout`` does). While the listener runs it does nothing: the
-    receive loop checks the idle time itself before its next ``recv``.
+    receive loop checks the deadline itself before its next ``recv``.
     """
 
-    def __init__(self, session: TrackBSession) -> None:
-        self._session = session
+    def __init__(self, protocol: SessionProtocol, clock: Callable[[], float]) -> None:
+        self._protocol = protocol
+        self._clock = clock
         self._loop = asyncio.get_running_loop()
         task = asyncio.current_task()
         assert task is not None, "runs inside a task"
@@ -310,8 +322,7 @@ class _IdleTimer:
 
     def _fire(self) -> None:
         self._handle = None
-        session = self._session
-        remaining = session._last_data + session._settings.idle_timeout_seconds - session._clock()
+        remaining = self._protocol.idle_deadline - self._clock()
         if remaining > 0:
             self.arm(remaining)
         elif self.receiving and not self._fired:

@@ -87,7 +87,7 @@ class Close:
     reason: ReconnectReason
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per data frame, and a frozen __init__ costs twice
 class Records:
     """A data frame's trades, in wire order, for the listener."""
 
