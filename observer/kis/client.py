@@ -3,11 +3,12 @@
 Every call counts ``observer_api_requests_total{endpoint,outcome}``, observes
 ``observer_api_request_duration_seconds{endpoint}`` and, when it fails,
 ``observer_api_errors_total{endpoint,error_class}``. What a failure means is
-decided by ``observer.kis.errors.classify`` from the body's codes. The client
-retries on its own only what it can cure: an expired/invalid token (refreshed
-once, then the call is retried once) and EGW00201 (the limiter backs off, then
-the call is retried up to ``rate_limit_retries`` times). Anything else raises
-``KisApiError`` for the caller to decide.
+decided by ``observer.kis.errors.classify`` from the body's codes; what to do
+about it by the pure ``observer.kis.retry.RetryPolicy``: the client retries on
+its own only what it can cure — an expired/invalid token (refreshed once, then
+the call is retried once) and EGW00201 (the limiter backs off, then the call is
+retried up to twice). Anything else raises ``KisApiError`` for the caller to
+decide.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from metrics.registry import Metrics
 from observer.config import TokenSettings
 from observer.credentials import Credentials
 from observer.kis.errors import Classification, KisApiError, classify, transport_failure
+from observer.kis.retry import Retry, RetryPolicy
 from observer.kis.token import AccessToken, TokenCache, TokenManager, parse_token_answer
 from observer.limiter import Grant, RateLimiter
 from observer.market import KST
@@ -196,7 +198,7 @@ class KisClient:
         token_settings: TokenSettings | None = None,
         token_cache_dir: Path | None = None,
         master_url: str | None = None,
-        rate_limit_retries: int = 2,
+        retry_policy: RetryPolicy | None = None,
         timeout_seconds: float = 10.0,
         clock: Callable[[], float] = time.time,
         on_secret: Callable[[str], None] = lambda value: None,
@@ -209,7 +211,7 @@ class KisClient:
         self._credentials = credentials
         self.limiter = limiter
         self._metrics = metrics
-        self._rate_limit_retries = rate_limit_retries
+        self._retry_policy = retry_policy or RetryPolicy()
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
         self._clock = clock
         self._approval_key: str | None = None
@@ -323,8 +325,7 @@ class KisClient:
     ) -> _Answer:
         token = await self.tokens.get()
         generation = self.tokens.generation  # read with no await between: this token's
-        token_retried = False
-        rate_retries = 0
+        retries = self._retry_policy.for_call()
         while True:
             headers = {
                 "authorization": f"Bearer {token}",
@@ -338,16 +339,13 @@ class KisClient:
                     endpoint, "GET", path, lane=lane, params=params, headers=headers
                 )
             except KisApiError as exc:
-                failure = exc.classification
-                if failure.token_rejected and not token_retried:
-                    token_retried = True
+                step = retries.after(exc.classification)
+                if step is Retry.GIVE_UP:
+                    raise
+                if step is Retry.REFRESH_TOKEN:
                     token = await self.tokens.invalidate(token, generation=generation)
                     generation = self.tokens.generation
-                    continue
-                if failure.rate_limited and rate_retries < self._rate_limit_retries:
-                    rate_retries += 1
-                    continue
-                raise
+                # Retry.BACK_OFF: _send told the limiter, whose pause the next acquire waits
 
     async def _send(
         self,
