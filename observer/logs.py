@@ -12,6 +12,8 @@ import sys
 import time
 from collections.abc import Iterable
 
+from observer.scrubbing import scrub_credential_shapes
+
 MIN_SECRET_LENGTH = 8  # shorter values would mask ordinary words
 
 
@@ -36,7 +38,9 @@ class SecretMask:
 class OneLineFormatter(logging.Formatter):
     """``<UTC ISO time> <level> <logger> <message>[ exc="<type>: <text>"]`` on one line.
 
-    Every registered secret in the finished line (message and exception) is ``***``.
+    Every registered secret in the finished line (message and exception) is ``***``;
+    credential shapes (``Authorization:`` values, ``Basic …``, ``Bearer …``, JWTs) are
+    ``[Filtered]`` whoever logged them (aiohttp's errors quote raw request bytes).
     """
 
     def __init__(self, mask: SecretMask | None = None) -> None:
@@ -53,7 +57,8 @@ class OneLineFormatter(logging.Formatter):
         if record.exc_info and record.exc_info[1] is not None:
             error = record.exc_info[1]
             line += f' exc="{type(error).__name__}: {error}"'
-        return self.mask.apply(line).replace("\r", "\\r").replace("\n", "\\n")
+        line = scrub_credential_shapes(self.mask.apply(line))
+        return line.replace("\r", "\\r").replace("\n", "\\n")
 
 
 def configure(level: str = "INFO", *, secrets: Iterable[str] = ()) -> SecretMask:

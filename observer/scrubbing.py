@@ -1,7 +1,9 @@
 """The secret scrubber: what leaves the process for error tracking carries no secret.
 
 Three nets: the live secret values (registered as they become known), fields whose
-name says secret, and secret shapes in any text (JWTs, ``Bearer …``, ``appkey=…``).
+name says secret, and secret shapes in any text (JWTs, ``Basic …``/``Bearer …``,
+``Authorization:`` header values, ``appkey=…``). The log formatter applies the
+credential shapes to every line too (``scrub_credential_shapes``).
 """
 
 from __future__ import annotations
@@ -28,8 +30,25 @@ _KEY_VALUE = re.compile(
     r"(?i)(\b(?:appkey|appsecret|secretkey|access_token|approval_key|authorization|token"
     r"|password)\b[\"']?\s*[:=]\s*[\"']?)(?!\[Filtered\])((?:bearer\s+|basic\s+)?[^\"'&\s,;}\]\)]+)"
 )
-_AUTH_SCHEME = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}")
+# A credential's characters, and what a stray control byte in it looks like in a log line:
+# the byte itself or its escape in a bytes repr (``cHJv\x01bWV0…``), so the part after it
+# is caught too (issue 14: aiohttp logged such a header whole).
+_CREDENTIAL = r"(?:[A-Za-z0-9._~+/=-]|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\\x[0-9a-fA-F]{2})"
+_AUTH_SCHEME = re.compile(rf"(?i)\b(bearer|basic)\s+{_CREDENTIAL}{{8,}}")
+# An ``Authorization:`` header line (also ``Proxy-Authorization``): its whole value, to the
+# end of the line or the quote that closes a repr, whatever the scheme or the bytes in it.
+_AUTH_HEADER = re.compile(
+    r"(?i)(\b(?:proxy[-_])?authorization[\"']?\s*[:=]\s*[\"']?)(?!\[Filtered\])[^\"'\r\n]+"
+)
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
+
+
+def scrub_credential_shapes(text: str) -> str:
+    """``text`` without credential shapes: ``Authorization`` header values, ``Basic …`` /
+    ``Bearer …`` credentials and JWTs, each replaced by ``[Filtered]``."""
+    text = _AUTH_HEADER.sub(lambda m: m.group(1) + REDACTED, text)
+    text = _JWT.sub(REDACTED, text)
+    return _AUTH_SCHEME.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
 
 
 def is_secret_key(name: str) -> bool:
@@ -71,8 +90,7 @@ class SecretScrubber:
     def scrub_text(self, text: str) -> str:
         if self._pattern is not None:
             text = self._pattern.sub(REDACTED, text)
-        text = _JWT.sub(REDACTED, text)
-        text = _AUTH_SCHEME.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
+        text = scrub_credential_shapes(text)
         return _KEY_VALUE.sub(lambda m: m.group(1) + REDACTED, text)
 
     def scrub(self, value: Any) -> Any:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import io
+import logging
 import ssl
 import statistics
 import time
@@ -27,6 +29,7 @@ from exporter.server import ExporterServer
 from exporter.webconfig import Verdict, WebConfig, load_web_config
 from metrics.registry import Metrics
 from observer.errors import ConfigError
+from observer.logs import OneLineFormatter
 from tests.security.certs import Pki
 
 USER, PASSWORD = "prometheus", "scrape-Pa55word"
@@ -295,3 +298,48 @@ async def test_connections_beyond_the_cap_are_closed_before_any_tls_work(
         async with aiohttp.ClientSession() as http:
             status, _ = await timed_get(http, f"{server.url}/metrics", tls, basic(USER, PASSWORD))
         assert status == 200
+
+
+CREDENTIAL = base64.b64encode(f"{USER}:{PASSWORD}".encode())
+TOKEN = b"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJwcm9tZXRoZXVzIn0.c2lnbmF0dXJlLXZhbHVlLTEyMw"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        b"Basic " + CREDENTIAL[:10] + b"\x01" + CREDENTIAL[10:],  # a stray byte inside
+        b"Basic " + CREDENTIAL + b"\x01",
+        b"Bearer " + TOKEN[:30] + b"\x7f" + TOKEN[30:],
+        b"Basic " + CREDENTIAL + b"A" * 9000,  # longer than aiohttp's header line limit
+    ],
+    ids=["control-byte-inside", "control-byte-after", "bearer-del-byte", "line-too-long"],
+)
+async def test_a_malformed_authorization_header_reaches_no_log_and_no_answer(
+    metrics: Metrics,
+    web_config: WebConfig,
+    tls: ssl.SSLContext,
+    caplog: pytest.LogCaptureFixture,
+    value: bytes,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    lines = io.StringIO()
+    handler = logging.StreamHandler(lines)
+    handler.setFormatter(OneLineFormatter())
+    logging.getLogger().addHandler(handler)
+    try:
+        async with running(metrics, web_config) as server:
+            reader, writer = await connect(server, tls)
+            writer.write(
+                b"GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: " + value + b"\r\n\r\n"
+            )
+            answer = await reader.read()
+            writer.close()
+    finally:
+        logging.getLogger().removeHandler(handler)
+    assert answer.startswith((b"HTTP/1.0 4", b"HTTP/1.1 4")), answer[:40]
+    # Every record as logged (tracebacks included), the lines Observer writes, the answer.
+    output = "\n".join((caplog.text, lines.getvalue(), answer.decode("latin-1")))
+    assert "bad request" in lines.getvalue()
+    secrets = {CREDENTIAL.decode(), PASSWORD, f"{USER}:{PASSWORD}", TOKEN.decode()}
+    pieces = {secret[i : i + 12] for secret in secrets for i in range(len(secret) - 11)}
+    assert not [piece for piece in pieces if piece in output]

@@ -13,7 +13,12 @@ import sentry_sdk
 from aiohttp import web
 
 from observer.credentials import demo_credentials
-from observer.scrubbing import REDACTED, SecretScrubber, is_secret_key
+from observer.scrubbing import (
+    REDACTED,
+    SecretScrubber,
+    is_secret_key,
+    scrub_credential_shapes,
+)
 from observer.tracking import Tracking, trace_operation
 from tests.tracking.conftest import MakeTracking
 from tests.tracking.sink import EnvelopeSink
@@ -72,6 +77,31 @@ def test_text_is_scrubbed_by_value_by_name_and_by_shape() -> None:
         assert secret not in scrubbed
     assert "FID_INPUT_ISCD=005930" in scrubbed and "short stays" in scrubbed
     assert "Bearer [Filtered]" in scrubbed
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # aiohttp's error for a header with a stray control byte, as a bytes repr
+        "Invalid header value char:\n\n  b'Authorization: Basic cHJvbWV0aG\\x01V1czpz'\n   ^",
+        "Basic cHJvbWV0aG\x01V1czpzY3JhcGU=",  # the byte itself
+        "Basic cHJvbWV0aG\\x01V1czpzY3JhcGU=",  # its escape, no header name
+        "{'Proxy-Authorization': 'Digest username=cHJvbWV0aGV1czpz'}",
+        "authorization=cHJvbWV0aGV1czpz&x=1",
+        "bearer cHJvbWV0aGV1czpzY3JhcGU=",
+    ],
+)
+def test_credential_shapes_go_whole_even_with_a_control_byte_inside(text: str) -> None:
+    scrubbed = scrub_credential_shapes(text)
+    for piece in ("cHJvbWV0aG", "V1czpz", "Y3JhcGU"):
+        assert piece not in scrubbed, scrubbed
+    assert REDACTED in scrubbed
+    assert SecretScrubber().scrub_text(text).count("V1czpz") == 0
+
+
+def test_words_like_basic_are_not_credentials() -> None:
+    text = 'WWW-Authenticate: Basic realm="Observer exporter", basic sweep done'
+    assert scrub_credential_shapes(text) == text
 
 
 def test_structures_are_scrubbed_by_field_name() -> None:
