@@ -239,7 +239,7 @@ def storage_row() -> Row:
             (
                 timeseries(
                     "Rows written",
-                    "Rows committed to SQLite per second, by kind.",
+                    "Rows committed to the store per second, by kind.",
                     "ops",
                     [(rate(c.STORAGE_ROWS_WRITTEN, by="instance, kind"), "{{kind}} " + INST)],
                 ),
@@ -277,8 +277,50 @@ def storage_row() -> Row:
                     "short",
                     [
                         (increase(c.STORAGE_QUEUE_OVERFLOWS), "overflows " + INST),
-                        (increase(c.STORAGE_WRITE_ERRORS), "write errors " + INST),
+                        (
+                            increase(c.STORAGE_WRITE_ERRORS, by="instance, reason"),
+                            "write errors {{reason}} " + INST,
+                        ),
                     ],
+                ),
+                6,
+            ),
+            (
+                stat(
+                    "Store available",
+                    "1 while the store accepts writes; 0 from a failed write (disk full, "
+                    "database unreachable) until a batch commits again.",
+                    "short",
+                    [(f"min by (instance) ({sel(c.STORAGE_AVAILABLE)})", INST)],
+                    steps=(("red", None), ("green", 1.0)),
+                ),
+                6,
+            ),
+            (
+                timeseries(
+                    "Database size",
+                    "The SQLite file and its WAL, or the PostgreSQL database.",
+                    "bytes",
+                    [(sel(c.STORAGE_DATABASE_BYTES), INST)],
+                ),
+                6,
+            ),
+            (
+                timeseries(
+                    "Oldest row age",
+                    "Age of the oldest stored row by kind: retention keeps it under "
+                    "storage.retention_days (gap_retention_days for gaps), plus a day.",
+                    "s",
+                    [(sel(c.STORAGE_OLDEST_ROW_AGE), "{{kind}} " + INST)],
+                ),
+                6,
+            ),
+            (
+                timeseries(
+                    "Rows deleted by retention",
+                    "Rows removed by retention per rate interval, by kind.",
+                    "short",
+                    [(increase(c.STORAGE_ROWS_DELETED, by="instance, kind"), "{{kind}} " + INST)],
                 ),
                 6,
             ),

@@ -19,6 +19,7 @@ from metrics.labels import (
     ReconnectReason,
     RowKind,
     Severity,
+    StorageErrorReason,
     TriggerKind,
     values,
 )
@@ -105,6 +106,7 @@ RECONNECT_REASONS = values(ReconnectReason)
 REFRESH_RESULTS = ("success", "failure")
 BACKFILL_OUTCOMES = values(labels.BACKFILL_OUTCOMES)
 ROW_KINDS = values(RowKind)
+STORAGE_ERROR_REASONS = values(StorageErrorReason)
 
 # promtool check metrics splits names on "_" and flags the token "b" as an abbreviated
 # unit (bytes), so every observer_track_b_* name fails its lint: Track B metrics are
@@ -446,8 +448,44 @@ STORAGE_QUEUE_OVERFLOWS = MetricSpec(
 STORAGE_WRITE_ERRORS = MetricSpec(
     name="observer_storage_write_errors_total",
     kind=Kind.COUNTER,
-    help="Storage batches that failed to commit (kept and retried).",
+    help="Storage batches that failed to commit (kept and retried), by reason.",
     group="storage",
+    labels=("reason",),
+    label_values=(("reason", STORAGE_ERROR_REASONS),),
+    extra=True,
+)
+STORAGE_AVAILABLE = MetricSpec(
+    name="observer_storage_available",
+    kind=Kind.GAUGE,
+    help="1 while the store accepts writes; 0 from a failed write until a batch commits again.",
+    group="storage",
+    extra=True,
+)
+STORAGE_ROWS_DELETED = MetricSpec(
+    name="observer_storage_rows_deleted_total",
+    kind=Kind.COUNTER,
+    help="Rows removed by retention (storage.retention_days, gap_retention_days), by kind.",
+    group="storage",
+    labels=("kind",),
+    label_values=(("kind", ROW_KINDS),),
+    extra=True,
+)
+STORAGE_DATABASE_BYTES = MetricSpec(
+    name="observer_storage_database_bytes",
+    kind=Kind.GAUGE,
+    help="Size of the database on disk (SQLite file and WAL, or the PostgreSQL database).",
+    group="storage",
+    unit="bytes",
+    extra=True,
+)
+STORAGE_OLDEST_ROW_AGE = MetricSpec(
+    name="observer_storage_oldest_row_age_seconds",
+    kind=Kind.GAUGE,
+    help="Age of the oldest stored row, by kind (PostgreSQL: of its oldest day partition).",
+    group="storage",
+    unit="seconds",
+    labels=("kind",),
+    label_values=(("kind", ROW_KINDS),),
     extra=True,
 )
 SYSTEM_UPTIME = MetricSpec(
@@ -513,6 +551,10 @@ CATALOG: tuple[MetricSpec, ...] = (
     STORAGE_QUEUE_CAPACITY,
     STORAGE_QUEUE_OVERFLOWS,
     STORAGE_WRITE_ERRORS,
+    STORAGE_AVAILABLE,
+    STORAGE_ROWS_DELETED,
+    STORAGE_DATABASE_BYTES,
+    STORAGE_OLDEST_ROW_AGE,
     SYSTEM_UPTIME,
     SYSTEM_READY,
     BUILD_INFO,

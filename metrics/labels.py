@@ -76,6 +76,15 @@ class RowKind(enum.StrEnum):
     GAP = "gap"
 
 
+class StorageErrorReason(enum.StrEnum):
+    """Why a storage write failed; the ``reason`` label of the write-error counter."""
+
+    DISK_FULL = "disk_full"  # the disk or the database server's disk is full
+    LOCKED = "locked"  # another writer holds the database
+    UNAVAILABLE = "unavailable"  # the database server cannot be reached or refused us
+    OTHER = "other"
+
+
 class Recovery(enum.StrEnum):
     """What a gap's backfill got back; full, partial and none label the backfill counter."""
 

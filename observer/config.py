@@ -12,6 +12,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import jsonschema
 import yaml
@@ -224,9 +225,48 @@ class GapSettings(_Section):
 
 class StorageSettings(_Section):
     path: Path | None = Field(None, description="SQLite file; default <data_dir>/observer.sqlite.")
+    url: str | None = Field(
+        None,
+        description=(
+            "PostgreSQL database instead of the SQLite file: "
+            "postgresql://user[:password]@host[:port]/database (or OBSERVER_STORAGE__URL)."
+        ),
+    )
+    password_file: Path | None = Field(
+        None, description="File holding the PostgreSQL password (overrides one in url)."
+    )
     batch_size: int = Field(4096, ge=1, description="Rows per write transaction at most.")
     queue_size: int = Field(50_000, ge=1, description="Records the write queue holds.")
     flush_interval_seconds: float = Field(0.25, gt=0, description="Longest wait before a write.")
+    retention_days: int = Field(
+        30,
+        ge=0,
+        le=36500,
+        description="Days of snapshots and trades kept, today included; 0 keeps all.",
+    )
+    gap_retention_days: int = Field(
+        365, ge=0, le=36500, description="Days of gaps kept, today included; 0 keeps all."
+    )
+    retention_interval_seconds: float = Field(
+        3600.0, gt=0, le=86400, description="Seconds between retention passes (one at start)."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _postgres_url(cls, value: str | None) -> str | None:
+        # The value is never echoed: it may hold a password.
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("postgresql", "postgres"):
+            raise ValueError("must be a postgresql://user@host:port/database URL")
+        try:
+            parts.port  # noqa: B018 - raises on a port that is not a number
+        except ValueError:
+            raise ValueError("the port of the URL is not a number from 0 to 65535") from None
+        if not parts.hostname or not parts.path.strip("/"):
+            raise ValueError("the URL needs a host and a database name")
+        return value
 
 
 class SentrySettings(_Section):
@@ -258,6 +298,11 @@ class ObserverSettings(_Section):
     @property
     def database_path(self) -> Path:
         return self.storage.path or self.data_dir / "observer.sqlite"
+
+    @property
+    def storage_target(self) -> Path | str:
+        """Where records go: the PostgreSQL URL when set, else the SQLite file."""
+        return self.storage.url or self.database_path
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -320,9 +365,13 @@ def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
+# Values that may hold a credential: an error names the key and the reason, never the value.
+SECRET_KEYS = frozenset({"storage.url"})
+
+
 def _describe(error: jsonschema.ValidationError, document: Any) -> str:
     key = ".".join(str(part) for part in error.absolute_path) or "(top level)"
-    if error.validator == "additionalProperties":
+    if error.validator == "additionalProperties" or key in SECRET_KEYS:
         return f"{key}: {error.message}"
     return f"{key} = {error.instance!r}: {error.message}"
 
@@ -345,7 +394,10 @@ def settings_from_mapping(document: Any, *, source: str = "config") -> ObserverS
         problems = []
         for item in exc.errors():
             key = ".".join(str(part) for part in item["loc"]) or "(top level)"
-            problems.append(f"{key} = {item.get('input')!r}: {item['msg']}")
+            if key in SECRET_KEYS:
+                problems.append(f"{key}: {item['msg']}")
+            else:
+                problems.append(f"{key} = {item.get('input')!r}: {item['msg']}")
         raise ConfigError(f"{source}: " + "; ".join(problems)) from None
 
 

@@ -21,13 +21,14 @@ import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import aiohttp
 
 from metrics.registry import Metrics
 from observer.config import ObserverSettings, parse_shard
 from observer.credentials import Credentials, demo_credentials
-from observer.errors import ObserverError
+from observer.errors import ConfigError, ObserverError
 from observer.kis.client import KisClient, TradesPage, send_time_tracing
 from observer.kis.errors import KisApiError
 from observer.kis.master import MasterFileError
@@ -266,6 +267,27 @@ async def resolve_endpoint(
     yield Endpoint(rest_url, ws_url, credentials, master_url=MASTER_DOWNLOAD_URL)
 
 
+def storage_password(settings: ObserverSettings) -> str | None:
+    """The PostgreSQL password: ``storage.password_file``'s first line, else the URL's.
+
+    ConfigError names ``storage.password_file`` when it cannot be read.
+    """
+    path = settings.storage.password_file
+    if path is None:
+        return urlsplit(settings.storage.url).password if settings.storage.url else None
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        problem = f"cannot read: {exc.strerror}"
+        raise ConfigError(f"storage.password_file = '{path}': {problem}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"storage.password_file = '{path}': not UTF-8 text") from None
+    lines = text.splitlines()
+    if not lines or not lines[0]:
+        raise ConfigError(f"storage.password_file = '{path}': empty")
+    return lines[0]
+
+
 class ObserverApp:
     """Everything Observer runs, for one endpoint; ``await app.run(stop)`` until ``stop`` is set."""
 
@@ -280,9 +302,11 @@ class ObserverApp:
         tracking: Tracking | None = None,
         status: StatusBoard | None = None,
         on_secret: Callable[[str], None] = lambda value: None,
+        storage_password: str | None = None,
     ) -> None:
         self.tracking = tracking
         self.status = status or StatusBoard()
+        self._storage_password = storage_password
         self._on_secret = on_secret
         self.settings = settings
         self.endpoint = endpoint
@@ -297,7 +321,12 @@ class ObserverApp:
         concurrency = track_a_concurrency(rate_per_second(settings))
         connector = aiohttp.TCPConnector(limit=concurrency + 16)
         async with (
-            Storage(settings.database_path, settings.storage, metrics=self.metrics) as storage,
+            Storage(
+                settings.storage_target,
+                settings.storage,
+                metrics=self.metrics,
+                password=self._storage_password,
+            ) as storage,
             aiohttp.ClientSession(connector=connector, trace_configs=[send_time_tracing()]) as http,
         ):
             context = self._context(http, storage)

@@ -1,32 +1,59 @@
-"""SQLite rows of Observer's records: schema, migration, batched writes and reads.
+"""The SQLite backend: schema and its versions, batched writes, reads, retention.
 
-Pure functions of one ``sqlite3.Connection`` (no event loop, no queue): the writer
-thread of ``observer.storage.Storage`` and ``StorageReader`` use them. Every record
-is stored under its natural unique key (``records.py``).
+Pure functions of one ``sqlite3.Connection`` (no event loop, no queue) and
+``SqliteBackend``, which ``observer.storage.Storage``'s writer thread drives.
+Every record is stored under its natural unique key (``records.py``).
+
+Schema versions (``schema_version`` table; a database without it is version 1):
+1 stored a snapshot's fields as JSON text and added the gap window columns by
+``ALTER TABLE``; 2 stores fields as ``snapshot_codec`` bytes (about 130 bytes
+instead of 2 KB: SQLite keeps a BLOB as it is in a column declared TEXT, so old
+rows stay as they are and read back the same) and records the version. A new
+database uses ``auto_vacuum = INCREMENTAL`` so retention gives its pages back to
+the file system a step at a time; an older one reuses the freed pages.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import sqlite3
 from collections.abc import Iterable, Sequence
 from functools import cache
 from itertools import chain
 from pathlib import Path
-from typing import Any
 
 from metrics import catalog
-from observer.errors import ObserverError
+from metrics.labels import StorageErrorReason
 from observer.gaps import GapWindow
-from observer.records import Gap, GapCause, Recovery, Severity, Snapshot, Track, Trade
-
-Record = Snapshot | Trade | Gap | GapWindow
+from observer.records import Recovery, Snapshot, Track, Trade
+from observer.storage_rows import (
+    GAP_COLUMNS,
+    SCHEMA_VERSION,
+    SNAPSHOT_COLUMNS,
+    TABLES,
+    TRADE_COLUMNS,
+    WINDOW_COLUMNS,
+    Cutoffs,
+    Record,
+    StorageError,
+    StoreFailure,
+    StoreStats,
+    TableStats,
+    business_date_time,
+    check_version,
+    gap_key,
+    gap_values,
+    kind,
+    snapshot_row,
+    trade_from_row,
+    window_from_row,
+    window_values,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS snapshots (
     symbol TEXT NOT NULL, collected_at REAL NOT NULL, price INTEGER NOT NULL,
-    cumulative_volume INTEGER NOT NULL, fields TEXT NOT NULL,
+    cumulative_volume INTEGER NOT NULL, fields BLOB NOT NULL,
     PRIMARY KEY (symbol, collected_at)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS trades (
@@ -38,19 +65,21 @@ CREATE TABLE IF NOT EXISTS trades (
 CREATE TABLE IF NOT EXISTS gaps (
     symbol TEXT NOT NULL, track TEXT NOT NULL, cause TEXT NOT NULL, start REAL NOT NULL,
     "end" REAL NOT NULL, severity TEXT NOT NULL, missing_volume INTEGER, recovery TEXT NOT NULL,
+    business_date TEXT, after_cumulative INTEGER, upto_cumulative INTEGER, before_time TEXT,
+    since_time TEXT,
     PRIMARY KEY (symbol, track, cause, start)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS liveness (
     id INTEGER PRIMARY KEY CHECK (id = 1), alive_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
 """
 
-INSERT_SNAPSHOT = "INSERT OR IGNORE INTO snapshots VALUES (?, ?, ?, ?, ?)"
+INSERT_SNAPSHOT = f"INSERT OR IGNORE INTO snapshots ({SNAPSHOT_COLUMNS}) VALUES (?, ?, ?, ?, ?)"
 INSERT_TRADE = "INSERT OR IGNORE INTO trades VALUES (?, ?, ?, ?, ?, ?, ?)"
 TRADE_ROWS_PER_INSERT = 4096  # rows of one multi-row INSERT at most (7 parameters each)
-GAP_COLUMNS = 'symbol, track, cause, start, "end", severity, missing_volume, recovery'
 INSERT_GAP = f"INSERT OR IGNORE INTO gaps ({GAP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-# Added after the first release (ALTER TABLE on open): NULL in gaps stored without them.
+# Added to version 1 databases by ALTER TABLE; part of the table since version 2.
 GAP_WINDOW_COLUMNS = {
     "business_date": "TEXT",
     "after_cumulative": "INTEGER",
@@ -58,21 +87,23 @@ GAP_WINDOW_COLUMNS = {
     "before_time": "TEXT",
     "since_time": "TEXT",
 }
+assert ", ".join(GAP_WINDOW_COLUMNS) == WINDOW_COLUMNS
 UPDATE_GAP_WINDOW = (
     f"UPDATE gaps SET {', '.join(f'{name} = ?' for name in GAP_WINDOW_COLUMNS)} "
     "WHERE symbol = ? AND track = ? AND cause = ? AND start = ?"
 )
 PENDING_GAPS = (
-    f"SELECT {GAP_COLUMNS}, {', '.join(GAP_WINDOW_COLUMNS)} FROM gaps "
+    f"SELECT {GAP_COLUMNS}, {WINDOW_COLUMNS} FROM gaps "
     "WHERE track = ? AND recovery = ? ORDER BY start, symbol"
 )
-TRADE_COLUMNS = "symbol, business_date, time, price, volume, cumulative_volume, source"
-# A Trade is bound as it is: its fields must be the table's columns, in order.
-assert ", ".join(Trade._fields) == TRADE_COLUMNS
 NEXT_TRADE_SYMBOL = "SELECT MIN(symbol) FROM trades WHERE symbol > ?"
 LAST_TRADE = (
     f"SELECT {TRADE_COLUMNS} FROM trades WHERE symbol = ? "
     "ORDER BY business_date DESC, cumulative_volume DESC LIMIT 1"
+)
+UPDATE_GAP = (
+    'UPDATE gaps SET "end" = ?, severity = ?, missing_volume = ?, recovery = ? '
+    "WHERE symbol = ? AND track = ? AND cause = ? AND start = ?"
 )
 # The writing process's last sign of life (Unix seconds): after a restart, where the
 # stretch Observer could not watch began (docs/gaps.md "After a restart").
@@ -81,37 +112,70 @@ MARK_ALIVE = (
     "ON CONFLICT (id) DO UPDATE SET alive_at = excluded.alive_at"
 )
 LAST_ALIVE = "SELECT alive_at FROM liveness WHERE id = 1"
-UPDATE_GAP = (
-    'UPDATE gaps SET "end" = ?, severity = ?, missing_volume = ?, recovery = ? '
-    "WHERE symbol = ? AND track = ? AND cause = ? AND start = ?"
-)
-
-
-class StorageError(ObserverError):
-    """The database cannot be opened or is not Observer's."""
-
-
-def _kind(record: Record) -> str:
-    if isinstance(record, Snapshot):
-        return "snapshot"
-    if isinstance(record, Trade):
-        return "trade"
-    return "gap"
+# Retention deletes one symbol's old rows at a time, at most this many a statement:
+# the writer thread goes back to the queue between steps.
+RETENTION_ROWS_PER_STEP = 5000
+VACUUM_PAGES_PER_STEP = 2000
 
 
 def connect(path: Path) -> sqlite3.Connection:
-    """A connection in WAL mode with the schema in place (used by the writer thread)."""
+    """A connection in WAL mode with the schema migrated to ``SCHEMA_VERSION``.
+
+    Raises ``StorageError`` for a database of a newer schema (nothing is changed).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    connection.execute("PRAGMA journal_mode=WAL")
-    connection.execute("PRAGMA synchronous=NORMAL")  # WAL: a process crash loses nothing committed
-    connection.execute("PRAGMA busy_timeout=5000")
-    connection.executescript(SCHEMA)
-    have = {str(row[1]) for row in connection.execute("PRAGMA table_info(gaps)")}
-    for name, kind in GAP_WINDOW_COLUMNS.items():
-        if name not in have:  # a database from before the window was stored
-            connection.execute(f"ALTER TABLE gaps ADD COLUMN {name} {kind}")
+    try:
+        connection.execute("PRAGMA busy_timeout=5000")
+        migrate(connection, str(path))
+        connection.execute("PRAGMA journal_mode=WAL")
+        # WAL: a process crash loses nothing committed.
+        connection.execute("PRAGMA synchronous=NORMAL")
+    except BaseException:
+        connection.close()
+        raise
     return connection
+
+
+def schema_version(connection: sqlite3.Connection) -> int:
+    """The version of the schema in ``connection``: 0 for an empty database."""
+    tables = {str(row[0]) for row in connection.execute("SELECT name FROM sqlite_master")}
+    if "schema_version" in tables:
+        row = connection.execute("SELECT MAX(version) FROM schema_version").fetchone()
+        return int(row[0] or 0)
+    return 1 if tables & set(TABLES) else 0
+
+
+def migrate(connection: sqlite3.Connection, where: str) -> int:
+    """Bring the schema to ``SCHEMA_VERSION`` in one transaction; returns the version found."""
+    found = schema_version(connection)
+    check_version(found, where)
+    if found == SCHEMA_VERSION:
+        return found
+    if found == 0:
+        # Only an empty file takes this before its first table (pages for retention).
+        connection.execute("PRAGMA auto_vacuum = INCREMENTAL")
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        # Another process may have migrated while this one waited for the lock.
+        found = schema_version(connection)
+        check_version(found, where)
+        if found < SCHEMA_VERSION:
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    connection.execute(statement)
+            if found == 1:
+                have = {str(row[1]) for row in connection.execute("PRAGMA table_info(gaps)")}
+                for name, type_ in GAP_WINDOW_COLUMNS.items():
+                    if name not in have:  # a database from before the window was stored
+                        connection.execute(f"ALTER TABLE gaps ADD COLUMN {name} {type_}")
+            connection.execute("DELETE FROM schema_version")
+            connection.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
+        connection.execute("COMMIT")
+    except BaseException:
+        _rollback(connection)
+        raise
+    return found
 
 
 def write_batch(connection: sqlite3.Connection, batch: Sequence[Record]) -> dict[str, int]:
@@ -148,7 +212,7 @@ def write_batch(connection: sqlite3.Connection, batch: Sequence[Record]) -> dict
     connection.execute("BEGIN")
     try:
         for record in others:
-            new[_kind(record)] += _write(connection, record)
+            new[kind(record)] += _write(connection, record)
         if trades:
             new["trade"] += _insert_trades(connection, trades, most)
         connection.execute("COMMIT")
@@ -203,31 +267,14 @@ def _variable_limit(connection: sqlite3.Connection) -> int:
 
 def _write(connection: sqlite3.Connection, record: Record) -> int:
     if isinstance(record, Snapshot):
-        row: tuple[Any, ...] = (
-            record.symbol,
-            record.collected_at,
-            record.price,
-            record.cumulative_volume,
-            json.dumps(dict(record.fields), ensure_ascii=False, sort_keys=True),
-        )
-        return connection.execute(INSERT_SNAPSHOT, row).rowcount
+        return connection.execute(INSERT_SNAPSHOT, snapshot_row(record)).rowcount
     if isinstance(record, Trade):
         return connection.execute(INSERT_TRADE, record).rowcount
     if isinstance(record, GapWindow):
         inserted = _write(connection, record.gap)
-        bounds = (
-            record.business_date,
-            record.after_cumulative,
-            record.upto_cumulative,
-            record.before_time,
-            record.since_time,
-        )
-        gap = record.gap
-        key = (gap.symbol, gap.track.value, gap.cause.value, gap.start)
-        connection.execute(UPDATE_GAP_WINDOW, (*bounds, *key))
+        connection.execute(UPDATE_GAP_WINDOW, (*window_values(record), *gap_key(record.gap)))
         return inserted
-    key = (record.symbol, record.track.value, record.cause.value, record.start)
-    values = (record.end, record.severity.value, record.missing_volume, record.recovery.value)
+    key, values = gap_key(record), gap_values(record)
     inserted = connection.execute(INSERT_GAP, (*key, *values)).rowcount
     if not inserted:
         connection.execute(UPDATE_GAP, (*values, *key))
@@ -245,48 +292,10 @@ def last_alive(connection: sqlite3.Connection) -> float | None:
     return None if row is None else float(row[0])
 
 
-def trade_from_row(row: Sequence[Any]) -> Trade:
-    return Trade(
-        symbol=row[0],
-        business_date=row[1],
-        time=row[2],
-        price=row[3],
-        volume=row[4],
-        cumulative_volume=row[5],
-        source=row[6],
-    )
-
-
-def gap_from_row(row: Sequence[Any]) -> Gap:
-    return Gap(
-        symbol=row[0],
-        track=Track(row[1]),
-        cause=GapCause(row[2]),
-        start=row[3],
-        end=row[4],
-        severity=Severity(row[5]),
-        missing_volume=row[6],
-        recovery=Recovery(row[7]),
-    )
-
-
 def pending_gaps(connection: sqlite3.Connection) -> list[GapWindow]:
-    """Every Track B gap still ``pending``, with its stored window, oldest first.
-
-    A gap stored without a window (by a version that did not keep one) comes
-    back without bounds (no business date, no ``upto``): backfill says ``none``.
-    """
-    return [
-        GapWindow(
-            gap=gap_from_row(row),
-            business_date=row[8] or "",
-            after_cumulative=row[9],
-            upto_cumulative=row[10],
-            before_time=row[11] or "",
-            since_time=row[12],
-        )
-        for row in connection.execute(PENDING_GAPS, (Track.B.value, Recovery.PENDING.value))
-    ]
+    """Every Track B gap still ``pending``, with its stored window, oldest first."""
+    rows = connection.execute(PENDING_GAPS, (Track.B.value, Recovery.PENDING.value))
+    return [window_from_row(row) for row in rows]
 
 
 def last_trades(
@@ -309,3 +318,246 @@ def last_trades(
         if last is not None:
             found[symbol] = trade_from_row(last)
     return found
+
+
+def symbols(connection: sqlite3.Connection, table: str, after: str = "") -> Iterable[str]:
+    """The symbols of ``table`` in order, from after ``after``: a primary-key lookup each."""
+    query = f"SELECT MIN(symbol) FROM {table} WHERE symbol > ?"
+    row = connection.execute(query, (after,)).fetchone()
+    while row is not None and row[0] is not None:
+        yield str(row[0])
+        row = connection.execute(query, (row[0],)).fetchone()
+
+
+DELETE_OLD = {
+    "snapshots": (
+        "DELETE FROM snapshots WHERE symbol = ?1 AND collected_at IN "
+        "(SELECT collected_at FROM snapshots WHERE symbol = ?1 AND collected_at < ?2 LIMIT ?3)"
+    ),
+    "trades": (
+        "DELETE FROM trades WHERE symbol = ?1 AND (business_date, cumulative_volume) IN "
+        "(SELECT business_date, cumulative_volume FROM trades "
+        "WHERE symbol = ?1 AND business_date < ?2 LIMIT ?3)"
+    ),
+}
+DELETE_OLD_GAPS = (
+    "DELETE FROM gaps WHERE (symbol, track, cause, start) IN "
+    "(SELECT symbol, track, cause, start FROM gaps WHERE start < ? LIMIT ?)"
+)
+TABLE_KIND = {"snapshots": "snapshot", "trades": "trade", "gaps": "gap"}
+
+
+class RetentionPass:
+    """One pass of SQLite retention, a bounded step at a time (``step``).
+
+    Each step deletes at most ``rows_per_step`` rows in its own transaction —
+    old snapshots and trades one symbol at a time (primary-key ranges, never a
+    table scan), then old gaps — and, once everything old is gone, gives free
+    pages back to the file system (``PRAGMA incremental_vacuum``) in steps.
+    Between steps the writer thread serves the write queue.
+    """
+
+    def __init__(self, cutoffs: Cutoffs, rows_per_step: int = RETENTION_ROWS_PER_STEP) -> None:
+        self._cutoffs = cutoffs
+        self._rows_per_step = rows_per_step
+        self._table_index = 0
+        self._after = ""  # the symbols before this one are done in the current table
+        self.finished = False
+
+    def step(self, connection: sqlite3.Connection) -> dict[str, int]:
+        """Delete (or vacuum) a bounded amount; rows deleted by kind."""
+        deleted = dict.fromkeys(catalog.ROW_KINDS, 0)
+        budget = self._rows_per_step
+        while budget > 0 and self._table_index < 2:
+            table = ("snapshots", "trades")[self._table_index]
+            limit = (
+                self._cutoffs.snapshot_after
+                if table == "snapshots"
+                else self._cutoffs.trade_business_date
+            )
+            symbol = next(iter(symbols(connection, table, self._after)), None)
+            if symbol is None:
+                self._table_index, self._after = self._table_index + 1, ""
+                continue
+            allowed = budget
+            count = connection.execute(DELETE_OLD[table], (symbol, limit, allowed)).rowcount
+            deleted[TABLE_KIND[table]] += count
+            budget -= count
+            if count < allowed:
+                self._after = symbol  # this symbol has nothing old left
+        if budget > 0 and self._table_index == 2:
+            count = connection.execute(DELETE_OLD_GAPS, (self._cutoffs.gap_after, budget)).rowcount
+            deleted["gap"] += count
+            budget -= count
+            if budget > 0:
+                self._table_index = 3
+        if budget > 0 and self._table_index == 3:
+            free = int(connection.execute("PRAGMA freelist_count").fetchone()[0])
+            auto_vacuum = int(connection.execute("PRAGMA auto_vacuum").fetchone()[0])
+            if free and auto_vacuum == 2:  # INCREMENTAL
+                connection.execute(f"PRAGMA incremental_vacuum({VACUUM_PAGES_PER_STEP})")
+            else:
+                self.finished = True
+        return deleted
+
+
+def database_bytes(path: Path) -> int:
+    """The file and its write-ahead log, as the file system has them."""
+    total = 0
+    for suffix in ("", "-wal"):
+        with contextlib.suppress(FileNotFoundError):
+            total += (path.parent / (path.name + suffix)).stat().st_size
+    return total
+
+
+OLDEST_NEWEST = {
+    "snapshots": "SELECT MIN(collected_at), MAX(collected_at) FROM snapshots WHERE symbol = ?",
+    "trades": "SELECT MIN(business_date), MAX(business_date) FROM trades WHERE symbol = ?",
+}
+FIRST_TRADE_TIME = "SELECT MIN(time) FROM trades WHERE symbol = ? AND business_date = ?"
+LAST_TRADE_TIME = "SELECT MAX(time) FROM trades WHERE symbol = ? AND business_date = ?"
+
+
+def oldest_newest(connection: sqlite3.Connection) -> dict[str, tuple[float | None, float | None]]:
+    """Unix seconds of each table's oldest and newest row (None, None when empty).
+
+    Primary-key lookups per symbol rather than a scan of the table.
+    """
+    found: dict[str, tuple[float | None, float | None]] = {}
+    snapshot_bounds = [
+        connection.execute(OLDEST_NEWEST["snapshots"], (symbol,)).fetchone()
+        for symbol in symbols(connection, "snapshots")
+    ]
+    found["snapshots"] = (
+        min((row[0] for row in snapshot_bounds), default=None),
+        max((row[1] for row in snapshot_bounds), default=None),
+    )
+    oldest: float | None = None
+    newest: float | None = None
+    for symbol in symbols(connection, "trades"):
+        first_day, last_day = connection.execute(OLDEST_NEWEST["trades"], (symbol,)).fetchone()
+        first = connection.execute(FIRST_TRADE_TIME, (symbol, first_day)).fetchone()[0]
+        last = connection.execute(LAST_TRADE_TIME, (symbol, last_day)).fetchone()[0]
+        start, end = business_date_time(first_day, first), business_date_time(last_day, last)
+        oldest = start if oldest is None else min(oldest, start)
+        newest = end if newest is None else max(newest, end)
+    found["trades"] = (oldest, newest)
+    row = connection.execute("SELECT MIN(start), MAX(start) FROM gaps").fetchone()
+    found["gaps"] = (row[0], row[1])
+    return found
+
+
+def table_bytes(connection: sqlite3.Connection) -> dict[str, int | None]:
+    """Bytes of each table's pages (SQLite's ``dbstat``; None where it is not built in)."""
+    try:
+        rows = connection.execute("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name").fetchall()
+    except sqlite3.Error:
+        return dict.fromkeys(TABLES)
+    sizes = {str(name): int(size) for name, size in rows}
+    return {table: sizes.get(table, 0) for table in TABLES}
+
+
+def stats(connection: sqlite3.Connection, path: Path, *, exact: bool = True) -> StoreStats:
+    """Rows (a count of each table unless ``exact`` is False), bytes, oldest, newest."""
+    bounds = oldest_newest(connection)
+    sizes = table_bytes(connection) if exact else dict.fromkeys(TABLES)
+    tables = tuple(
+        TableStats(
+            table=table,
+            rows=(
+                int(connection.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+                if exact
+                else -1
+            ),
+            bytes=sizes[table],
+            oldest=bounds[table][0],
+            newest=bounds[table][1],
+        )
+        for table in TABLES
+    )
+    return StoreStats("sqlite", schema_version(connection), database_bytes(path), tables)
+
+
+def failure(error: sqlite3.Error) -> StoreFailure:
+    """``error`` as a ``StoreFailure`` with its reason label."""
+    text = str(error)
+    lowered = text.lower()
+    if "full" in lowered:
+        reason = StorageErrorReason.DISK_FULL
+    elif "locked" in lowered or "busy" in lowered:
+        reason = StorageErrorReason.LOCKED
+    elif "unable to open" in lowered or "disk i/o" in lowered:
+        reason = StorageErrorReason.UNAVAILABLE
+    else:
+        reason = StorageErrorReason.OTHER
+    return StoreFailure(reason.value, text)
+
+
+class SqliteBackend:
+    """The embedded store: one SQLite file in WAL mode (``connect``)."""
+
+    name = "sqlite"
+    retention_rows_per_step = RETENTION_ROWS_PER_STEP
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self.connection = connect(path)
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot open database {path}: {exc}") from exc
+        self._retention: RetentionPass | None = None
+
+    def write_batch(self, batch: Sequence[Record], alive_at: float | None = None) -> dict[str, int]:
+        try:
+            new = write_batch(self.connection, batch)
+            if alive_at is not None:
+                mark_alive(self.connection, alive_at)
+            return new
+        except sqlite3.Error as exc:
+            raise failure(exc) from exc
+
+    def last_alive(self) -> float | None:
+        try:
+            return last_alive(self.connection)
+        except sqlite3.Error as exc:
+            raise failure(exc) from exc
+
+    def mark_alive(self, at: float) -> None:
+        try:
+            mark_alive(self.connection, at)
+        except sqlite3.Error as exc:
+            raise failure(exc) from exc
+
+    def last_trades(self, symbols: Iterable[str] | None = None) -> dict[str, Trade]:
+        try:
+            return last_trades(self.connection, symbols)
+        except sqlite3.Error as exc:
+            raise failure(exc) from exc
+
+    def pending_gaps(self) -> list[GapWindow]:
+        try:
+            return pending_gaps(self.connection)
+        except sqlite3.Error as exc:
+            raise failure(exc) from exc
+
+    def retention_step(self, cutoffs: Cutoffs) -> tuple[dict[str, int], bool]:
+        """One bounded step of a retention pass; (rows deleted by kind, pass finished)."""
+        if self._retention is None:
+            self._retention = RetentionPass(cutoffs, self.retention_rows_per_step)
+        try:
+            deleted = self._retention.step(self.connection)
+        except sqlite3.Error as exc:
+            raise failure(exc) from exc
+        finished = self._retention.finished
+        if finished:
+            self._retention = None
+        return deleted, finished
+
+    def stats(self, *, exact: bool = True) -> StoreStats:
+        try:
+            return stats(self.connection, self.path, exact=exact)
+        except sqlite3.Error as exc:
+            raise failure(exc) from exc
+
+    def close(self) -> None:
+        self.connection.close()

@@ -37,7 +37,7 @@ from observer.config import ObserverSettings, parse_listen
 from observer.credentials import Credentials, from_environment
 from observer.errors import ConfigError, NotAvailableError
 from observer.readiness import Readiness
-from observer.runtime import ObserverApp, resolve_endpoint
+from observer.runtime import ObserverApp, resolve_endpoint, storage_password
 from observer.status import StatusBoard
 from observer.tracking import Tracking
 
@@ -148,6 +148,7 @@ async def _serve(
     *,
     tracking: Tracking,
     mask: logs.SecretMask,
+    password: str | None = None,
 ) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -182,6 +183,7 @@ async def _serve(
             resolve_endpoint(settings, credentials) as endpoint,
         ):
             tracking.register_credentials(endpoint.credentials)
+            tracking.register_secret(password)
             app = ObserverApp(
                 settings,
                 endpoint,
@@ -190,6 +192,7 @@ async def _serve(
                 tracking=tracking,
                 status=status,
                 on_secret=mask.add,
+                storage_password=password,
             )
             await app.run(stop)
     finally:
@@ -203,9 +206,13 @@ async def _serve(
 def main(args: argparse.Namespace) -> int:
     settings = _settings(args)
     credentials = _credentials(settings)
-    mask = logs.configure(settings.log_level, secrets=credentials.secrets() if credentials else ())
+    password = storage_password(settings)
+    secrets = [*(credentials.secrets() if credentials else ()), *([password] if password else [])]
+    mask = logs.configure(settings.log_level, secrets=secrets)
     sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
     tracking = Tracking(settings.sentry, tags={"provider": settings.provider.kind})
     with tracking:
-        serving = _serve(settings, credentials, args.with_stack, tracking=tracking, mask=mask)
+        serving = _serve(
+            settings, credentials, args.with_stack, tracking=tracking, mask=mask, password=password
+        )
         return asyncio.run(serving)

@@ -15,6 +15,7 @@ from observer.config import StorageSettings
 from observer.records import Trade
 from observer.storage import Storage
 from observer.storage_sql import connect, write_batch
+from tests.core.storage_util import sqlite_connection
 
 
 def trades(count: int, *, first: int = 1) -> list[Trade]:
@@ -69,16 +70,15 @@ async def test_storage_logs_the_disk_full_cause(
     async with Storage(tmp_path / "observer.sqlite", StorageSettings(), metrics=metrics) as storage:
         await storage.put(trades(1)[0])
         await storage.flush()
-        assert storage._connection is not None
-        fill_up(storage._connection)
+        fill_up(sqlite_connection(storage))
         for record in trades(2000, first=2):
             await storage.put(record)
-        errors = metrics.counter(catalog.STORAGE_WRITE_ERRORS)
+        errors = metrics.counter(catalog.STORAGE_WRITE_ERRORS).labels("disk_full")
         for _ in range(250):
             if errors._value.get() >= 1:
                 break
             await asyncio.sleep(0.02)
-        storage._connection.execute("PRAGMA max_page_count = 1073741823")
+        sqlite_connection(storage).execute("PRAGMA max_page_count = 1073741823")
         await asyncio.wait_for(storage.flush(), timeout=30)
     failures = [r.getMessage() for r in caplog.records if "storage write failed" in r.getMessage()]
     assert failures

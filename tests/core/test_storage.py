@@ -10,6 +10,7 @@ from metrics.registry import Metrics
 from observer.config import StorageSettings
 from observer.records import Gap, GapCause, Recovery, Severity, Snapshot, Track, Trade
 from observer.storage import Storage, StorageReader
+from tests.core.storage_util import sqlite_connection
 
 
 def trade(cumulative: int, *, source: str = "ws") -> Trade:
@@ -91,14 +92,13 @@ async def test_disk_full_keeps_the_batch_and_retries(tmp_path: Path, metrics: Me
     async with Storage(path, StorageSettings(), metrics=metrics) as storage:
         await storage.put(trade(1))
         await storage.flush()
-        connection = storage._connection
-        assert connection is not None
+        connection = sqlite_connection(storage)
         pages = connection.execute("PRAGMA page_count").fetchone()[0]
         # SQLite's own "database or disk is full" (SQLITE_FULL), as on a full disk.
         connection.execute(f"PRAGMA max_page_count = {pages}")
         for cumulative in range(2, 2002):
             await storage.put(trade(cumulative))
-        errors = metrics.counter(catalog.STORAGE_WRITE_ERRORS)
+        errors = metrics.counter(catalog.STORAGE_WRITE_ERRORS).labels("disk_full")
         for _ in range(200):
             if errors._value.get() >= 1:
                 break
@@ -117,14 +117,13 @@ async def test_close_does_not_hang_on_a_database_that_stays_full(
     await storage.open()
     await storage.put(trade(1))
     await storage.flush()
-    connection = storage._connection
-    assert connection is not None
+    connection = sqlite_connection(storage)
     pages = connection.execute("PRAGMA page_count").fetchone()[0]
     connection.execute(f"PRAGMA max_page_count = {pages}")
     for cumulative in range(2, 1002):
         await storage.put(trade(cumulative))
     await asyncio.wait_for(storage.close(flush_timeout_seconds=0.5), timeout=20)
-    assert metrics.counter(catalog.STORAGE_WRITE_ERRORS)._value.get() >= 1
+    assert metrics.counter(catalog.STORAGE_WRITE_ERRORS).labels("disk_full")._value.get() >= 1
 
 
 async def test_put_many_stores_in_order_in_multi_row_chunks(

@@ -38,9 +38,12 @@ SIM = sim_settings(
 )
 
 
-def settings_for(tmp_path: Path) -> ObserverSettings:
+def settings_for(tmp_path: Path, store: Path | str | None = None) -> ObserverSettings:
+    """The fault settings; ``store`` a PostgreSQL URL puts the records there."""
+    storage = {"url": store} if isinstance(store, str) else {}
     return observer_settings(
         tmp_path,
+        storage=storage,
         track_a={"retries": 1},
         # Thresholds low enough that every symbol claims a slot within a sweep or two.
         track_b={
@@ -84,7 +87,7 @@ class Audit:
     pending_gaps: int
 
 
-def audit(sim: SimExchange, database: Path) -> Audit:
+def audit(sim: SimExchange, database: Path | str) -> Audit:
     """What ``database`` holds against what ``sim`` generated."""
     with StorageReader(database) as reader:
         symbols = [row[0] for row in reader.rows("SELECT DISTINCT symbol FROM trades")]
@@ -118,7 +121,7 @@ def audit(sim: SimExchange, database: Path) -> Audit:
 class System:
     sim: SimExchange
     metrics: Metrics
-    database: Path
+    database: Path | str
 
     def value(self, name: str, **labels: str) -> float:
         return value(self.metrics, name, **labels)
@@ -157,10 +160,12 @@ async def system(
     *,
     label: str = "faults",
     components: tuple[ComponentFactory, ...] = COMPONENTS,
+    store: Path | str | None = None,
 ) -> AsyncIterator[System]:
-    """Sim + ObserverApp, every symbol subscribed and trading before the test starts."""
+    """Sim + ObserverApp, every symbol subscribed and trading before the test starts;
+    records in ``store`` (a PostgreSQL URL) or the SQLite file under ``tmp_path``."""
     metrics = Metrics(new_registry(), version="test")
-    settings = settings_for(tmp_path)
+    settings = settings_for(tmp_path, store)
     async with SimExchange(SIM) as sim:
         endpoint = Endpoint(sim.rest_url, sim.ws_url, demo_credentials(label), always_open=True)
         app = ObserverApp(
@@ -169,7 +174,7 @@ async def system(
         stop = asyncio.Event()
         task = asyncio.create_task(app.run(stop))
         try:
-            rig = System(sim, metrics, settings.database_path)
+            rig = System(sim, metrics, settings.storage_target)
             await until(lambda: rig.registrations() >= SYMBOLS // 2 or task.done(), "subscribed")
             assert not task.done(), "Observer stopped on its own"
             await rig.flowing()

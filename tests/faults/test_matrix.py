@@ -24,14 +24,14 @@ async def assert_intact(rig: System) -> None:
     assert audit.pending_gaps == 0 and audit.unrecovered_gaps == 0, audit
 
 
-async def test_baseline_without_faults(tmp_path: Path) -> None:
-    async with system(tmp_path) as rig:
+async def test_baseline_without_faults(tmp_path: Path, store: Path | str) -> None:
+    async with system(tmp_path, store=store) as rig:
         await rig.flowing(20)
         await assert_intact(rig)
 
 
-async def test_ws_drop_storm_ten_drops(tmp_path: Path) -> None:
-    async with system(tmp_path) as rig:
+async def test_ws_drop_storm_ten_drops(tmp_path: Path, store: Path | str) -> None:
+    async with system(tmp_path, store=store) as rig:
         before = rig.value("observer_trackb_reconnects_total")
         gaps = rig.value("observer_gaps_detected_total", track="b", cause="session_drop")
         registered = rig.registrations()
@@ -49,8 +49,8 @@ async def test_ws_drop_storm_ten_drops(tmp_path: Path) -> None:
         await assert_intact(rig)
 
 
-async def test_ws_stall_longer_than_the_watchdog(tmp_path: Path) -> None:
-    async with system(tmp_path) as rig:
+async def test_ws_stall_longer_than_the_watchdog(tmp_path: Path, store: Path | str) -> None:
+    async with system(tmp_path, store=store) as rig:
         idle = rig.value("observer_trackb_reconnects_total", reason="idle")
         await rig.sim.inject({"kind": "ws_stall", "seconds": 2.5})
         await until(
@@ -62,8 +62,8 @@ async def test_ws_stall_longer_than_the_watchdog(tmp_path: Path) -> None:
         await assert_intact(rig)
 
 
-async def test_refuse_ws_then_drop(tmp_path: Path) -> None:
-    async with system(tmp_path) as rig:
+async def test_refuse_ws_then_drop(tmp_path: Path, store: Path | str) -> None:
+    async with system(tmp_path, store=store) as rig:
         await rig.sim.inject({"kind": "refuse_ws", "seconds": 1.5})
         await rig.sim.inject({"kind": "ws_drop"})
         await until(
@@ -77,8 +77,8 @@ async def test_refuse_ws_then_drop(tmp_path: Path) -> None:
         await assert_intact(rig)
 
 
-async def test_malformed_frames_are_skipped(tmp_path: Path) -> None:
-    async with system(tmp_path) as rig:
+async def test_malformed_frames_are_skipped(tmp_path: Path, store: Path | str) -> None:
+    async with system(tmp_path, store=store) as rig:
         await rig.sim.inject({"kind": "malformed", "count": 5})
         await until(
             lambda: rig.value("observer_trackb_frames_malformed_total") >= 5, "malformed counted"
@@ -87,8 +87,8 @@ async def test_malformed_frames_are_skipped(tmp_path: Path) -> None:
         await assert_intact(rig)
 
 
-async def test_token_expire_refreshes_once_and_retries(tmp_path: Path) -> None:
-    async with system(tmp_path) as rig:
+async def test_token_expire_refreshes_once_and_retries(tmp_path: Path, store: Path | str) -> None:
+    async with system(tmp_path, store=store) as rig:
         refreshed = rig.value("observer_token_refreshes_total", result="success")
         snapshots = rig.value("observer_track_a_snapshots_total")
         await rig.sim.inject({"kind": "token_expire"})
@@ -132,8 +132,8 @@ async def test_rest_errors_are_survived(
         await assert_intact(rig)
 
 
-async def test_latency_slows_calls_without_losing_data(tmp_path: Path) -> None:
-    async with system(tmp_path) as rig:
+async def test_latency_slows_calls_without_losing_data(tmp_path: Path, store: Path | str) -> None:
+    async with system(tmp_path, store=store) as rig:
         name = "observer_api_request_duration_seconds_sum"
         spent = rig.value(name, endpoint="inquire_price")
         calls = rig.value("observer_api_request_duration_seconds_count", endpoint="inquire_price")

@@ -1,4 +1,4 @@
-"""Faults that need a real process: the disk filling up under SQLite.
+"""Faults that need a real process: the disk filling up under SQLite, kill -9 (both stores).
 
 Disk full is a file-size limit (``RLIMIT_FSIZE``, with ``SIGXFSZ`` ignored so a
 write past it fails with ``EFBIG`` instead of killing the process) set on the
@@ -39,8 +39,10 @@ def limited_file_size() -> None:  # runs in the child before exec
 
 @asynccontextmanager
 async def observer_process(
-    sim: SimExchange, tmp_path: Path, *, disk_full: bool = False
+    sim: SimExchange, tmp_path: Path, *, disk_full: bool = False, store: Path | str | None = None
 ) -> AsyncIterator[tuple[int, str]]:
+    """``observer run`` against ``sim``; records in ``store`` when it is a PostgreSQL URL
+    (given as ``OBSERVER_STORAGE__URL``), else in the SQLite file of its data dir."""
     config = tmp_path / "observer.yaml"
     config.write_text(
         "rate_limit: {rate_per_second: 100}\n"
@@ -52,6 +54,8 @@ async def observer_process(
         "KIS_APP_KEY": CREDENTIALS.app_key,
         "KIS_APP_SECRET": CREDENTIALS.app_secret,
     }
+    if isinstance(store, str):
+        env["OBSERVER_STORAGE__URL"] = store
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "observer", "run", "--provider", "kis",
         "--rest-url", sim.rest_url, "--ws-url", sim.ws_url, "--listen", "127.0.0.1:0",
@@ -125,12 +129,12 @@ class SilentHoleError(AssertionError):
     """Trades missing from the store with no gap recorded for their symbol."""
 
 
-async def test_kill_9_and_restart_leaves_no_silent_hole(tmp_path: Path) -> None:
-    database = tmp_path / "data" / "observer.sqlite"
+async def test_kill_9_and_restart_leaves_no_silent_hole(tmp_path: Path, store: Path | str) -> None:
+    database = store if isinstance(store, str) else tmp_path / "data" / "observer.sqlite"
     async with SimExchange(SIM) as sim, aiohttp.ClientSession() as http:
 
         async def run_until_trades(floor: float, *, kill: bool) -> None:
-            async with observer_process(sim, tmp_path) as (pid, url):
+            async with observer_process(sim, tmp_path, store=store) as (pid, url):
                 deadline = asyncio.get_running_loop().time() + WITHIN_S
                 while (await scrape(http, url)).get(
                     "observer_storage_rows_written_total", 0

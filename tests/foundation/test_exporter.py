@@ -179,7 +179,7 @@ async def test_summary_carries_readiness_progress_slots_gaps_storage_and_links(
 ) -> None:
     populate(served.metrics)
     served.metrics.gauge(catalog.STORAGE_QUEUE_DEPTH).set(12)
-    served.metrics.counter(catalog.STORAGE_WRITE_ERRORS).inc(3)
+    served.metrics.counter(catalog.STORAGE_WRITE_ERRORS).labels("unavailable").inc(3)
     served.readiness.set("token", True, "valid for 86400 s")
     served.readiness.set("first_sweep", False, "first sweep running: 2050 symbols")
     board = served.status
