@@ -269,6 +269,16 @@ class StorageSettings(_Section):
         return value
 
 
+class LogSettings(_Section):
+    progress_seconds: float = Field(
+        15.0,
+        gt=0,
+        le=3600,
+        description="Seconds between two progress lines (sweep n/N, rate, slots, gaps, "
+        "queue) in the log.",
+    )
+
+
 class SentrySettings(_Section):
     dsn: str | None = Field(None, description="Sentry DSN; off when unset (or SENTRY_DSN).")
     environment: str = Field("production", description="Sentry environment tag.")
@@ -283,6 +293,7 @@ class ObserverSettings(_Section):
         Path("var"), description="Token cache, SQLite database and stack data live here."
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log: LogSettings = LogSettings()
     exporter: ExporterSettings = ExporterSettings()
     provider: ProviderSettings = ProviderSettings()
     sim: SimSettings = SimSettings()

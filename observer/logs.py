@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from observer.scrubbing import scrub_credential_shapes
 
@@ -33,6 +33,41 @@ class SecretMask:
         for secret in self._secrets:
             text = text.replace(secret, "***")
         return text
+
+
+class LogBudget:
+    """At most ``lines`` log lines per ``window_seconds``; the rest are only counted.
+
+    ``spend()`` answers whether a line may be written now and, if so, how many
+    were held back since the last one (for a ``suppressed=`` field), so a burst
+    (41 slot claims at once) is a few lines and a count, never a flood.
+    """
+
+    def __init__(
+        self,
+        lines: int,
+        window_seconds: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.lines = lines
+        self.window_seconds = window_seconds
+        self._clock = clock
+        self._window_start = -float("inf")
+        self._spent = 0
+        self._suppressed = 0
+
+    def spend(self) -> int | None:
+        """None: stay silent (counted). Otherwise the lines held back since the last one."""
+        now = self._clock()
+        if now - self._window_start >= self.window_seconds:
+            self._window_start, self._spent = now, 0
+        if self._spent >= self.lines:
+            self._suppressed += 1
+            return None
+        self._spent += 1
+        held, self._suppressed = self._suppressed, 0
+        return held
 
 
 class OneLineFormatter(logging.Formatter):

@@ -33,6 +33,7 @@ from observer.kis.client import KisClient, TradesPage, send_time_tracing
 from observer.kis.errors import KisApiError
 from observer.kis.master import MasterFileError
 from observer.limiter import RateLimiter
+from observer.progress import Progress, ProgressLog
 from observer.readiness import Readiness
 from observer.records import Gap, Severity, Trigger
 from observer.seeding import VolumeRankSeeder
@@ -108,9 +109,11 @@ class Context:
     triggers: TriggerHub = field(default_factory=TriggerHub)
     status: StatusBoard = field(default_factory=StatusBoard)  # what the status page shows
     tracking: Tracking | None = None  # Sentry; None or not started: reports are no-ops
+    gaps_detected: int = 0  # since start, for the progress line
 
     def report_gap(self, gap: Gap) -> None:
         """Every stored gap passes here; high-severity ones become an error-tracking event."""
+        self.gaps_detected += 1
         self.status.gap(gap)
         if self.tracking is not None and gap.severity is Severity.HIGH:
             self.tracking.high_severity_gap(gap)
@@ -229,12 +232,36 @@ def build_seeder(context: Context) -> VolumeRankSeeder:
     )
 
 
+def build_progress_log(context: Context) -> ProgressLog:
+    """The progress line every ``log.progress_seconds``, read from the status board."""
+    settings, status, storage = context.settings, context.status, context.storage
+    capacity = settings.track_b.capacity if settings.track_b.enabled else 0
+
+    def read() -> Progress:
+        sweep = status.sweep
+        return Progress(
+            sweep_done=sweep.done,
+            sweep_total=sweep.total,
+            rate=sweep.rate(),
+            rate_limit=sweep.limit_per_second,
+            eta_seconds=sweep.eta_seconds(),
+            sweeps=sweep.sweeps,
+            slots_held=len(status.slots()),
+            slots_capacity=capacity,
+            gaps=context.gaps_detected,
+            queue=storage.queue_depth,
+        )
+
+    return ProgressLog(read, interval_seconds=settings.log.progress_seconds)
+
+
 ComponentFactory = Callable[[Context], Component]
 COMPONENTS: tuple[ComponentFactory, ...] = (
     UniverseRefresher,
     build_track_a,
     build_track_b,
     build_seeder,
+    build_progress_log,
 )
 
 

@@ -126,6 +126,10 @@ class StatusBoard:
         """Where the held slots are read from (Track B, when it runs)."""
         self._slot_source = source
 
+    def slots(self) -> list[SlotView]:
+        """The held slots now (none before Track B lends its view)."""
+        return self._slot_source()
+
     def link(self, name: str, url: str) -> None:
         self._links[name] = url
 

@@ -161,6 +161,11 @@ class Storage:
         self.previous_alive_at: float | None = None
         self._marked_alive_at = -math.inf
 
+    @property
+    def queue_depth(self) -> int:
+        """Records put and not yet taken by the writer."""
+        return len(self._waiting)
+
     async def __aenter__(self) -> Storage:
         await self.open()
         return self

@@ -48,9 +48,10 @@ from observer.kis.ws import (
     websockets_transport,
 )
 from observer.kis.ws_protocol import MAX_REGISTRATIONS_REFUSED
+from observer.logs import LogBudget
 from observer.market import kst_day
 from observer.records import Gap, GapCause, Trade, Trigger
-from observer.slots import SlotTable
+from observer.slots import Claim, SlotTable
 from observer.status import SlotView
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,8 @@ ALARM_WINDOW_SECONDS = 60.0
 COUNT_FLUSH_SECONDS = 0.1  # received frames and records reach their counters this often
 STORM_RECONNECTS = 5  # reconnects within the window that make a storm
 STARVATION_REFUSALS = 10  # refused triggers within the window that make starvation
+CLAIM_LOG_LINES = 10  # slot claims logged per window at most (the rest are counted)
+CLAIM_LOG_WINDOW_SECONDS = 15.0
 
 
 class Reporter(Protocol):
@@ -149,6 +152,7 @@ class TrackB:
         self._reporter = reporter
         self._refusals = Burst(STARVATION_REFUSALS, ALARM_WINDOW_SECONDS)
         self._reconnects = Burst(STORM_RECONNECTS, ALARM_WINDOW_SECONDS)
+        self._claim_log = LogBudget(CLAIM_LOG_LINES, CLAIM_LOG_WINDOW_SECONDS)
         self.table = SlotTable(track_b.capacity, min_hold_seconds=track_b.min_hold_seconds)
         self.detector = TrackBGapDetector(
             gaps,
@@ -207,11 +211,26 @@ class TrackB:
             self._metrics.counter(catalog.TRACK_B_EVICTIONS).inc()
             self._unwatch(claim.evicted, now)
         if claim.outcome in (ClaimOutcome.CLAIMED, ClaimOutcome.EVICTED_OTHER):
+            self._log_claim(trigger, claim)
             self.detector.registered(trigger.symbol, now)
             self._resume(trigger.symbol, now)
             self.session.register(trigger.symbol)
         self._metrics.gauge(catalog.TRACK_B_SLOTS_ALLOCATED).set(self.table.allocated)
         return claim.outcome
+
+    def _log_claim(self, trigger: Trigger, claim: Claim) -> None:
+        """A claim (and the eviction it made) at info, ``CLAIM_LOG_LINES`` per window."""
+        held_back = self._claim_log.spend()
+        if held_back is not None and claim.slot is not None:
+            log.info(
+                "slot claimed symbol=%s slot=%d trigger=%s score=%.2f evicted=%s suppressed=%d",
+                trigger.symbol,
+                claim.slot.index,
+                trigger.kind.value,
+                trigger.score,
+                claim.evicted or "-",
+                held_back,
+            )
 
     def release(self, symbol: str) -> None:
         """Give up ``symbol``'s slot (unsubscribe); an open gap is recorded as unrecovered."""

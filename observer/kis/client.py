@@ -24,12 +24,19 @@ from types import SimpleNamespace
 from typing import Any, Literal
 
 import aiohttp
+import yarl
 
 from metrics import catalog
 from metrics.registry import Metrics
 from observer.config import TokenSettings
 from observer.credentials import Credentials
-from observer.kis.errors import Classification, KisApiError, classify, transport_failure
+from observer.kis.errors import (
+    Classification,
+    KisApiError,
+    classify,
+    describe_transport_error,
+    transport_failure,
+)
 from observer.kis.retry import Retry, RetryPolicy
 from observer.kis.token import AccessToken, TokenCache, TokenManager, parse_token_answer
 from observer.limiter import Grant, RateLimiter
@@ -299,8 +306,10 @@ class KisClient:
                 data = await response.read()
                 status = response.status
         except (aiohttp.ClientError, TimeoutError) as exc:
-            self._observe("master_file", started, transport_failure(type(exc).__name__))
-            raise KisApiError("master_file", transport_failure(type(exc).__name__)) from exc
+            lost = transport_failure(type(exc).__name__)
+            self._observe("master_file", started, lost)
+            detail = describe_transport_error("GET", _plain_url(url), exc)
+            raise KisApiError("master_file", lost, detail) from exc
         failure = classify(http_status=status)
         self._observe("master_file", started, failure)
         if failure is not None:
@@ -377,7 +386,8 @@ class KisClient:
         except (aiohttp.ClientError, TimeoutError) as exc:
             lost = transport_failure(type(exc).__name__)
             self._observe(endpoint, started, lost)
-            raise KisApiError(endpoint, lost) from exc
+            detail = describe_transport_error(method, _plain_url(self.rest_url + path), exc)
+            raise KisApiError(endpoint, lost, detail) from exc
         finally:
             self.limiter.mark_answered(grant)  # no-op once answered; settles failures
         body = _json_object(raw)
@@ -431,6 +441,14 @@ def send_time_tracing() -> aiohttp.TraceConfig:
     tracing = aiohttp.TraceConfig()
     tracing.on_request_headers_sent.append(_headers_sent)
     return tracing
+
+
+def _plain_url(url: str) -> str:
+    """``url`` without user info or query (neither belongs in a log line)."""
+    try:
+        return str(yarl.URL(url).with_user(None).with_query(None).with_fragment(None))
+    except (ValueError, TypeError):
+        return "(unparsable URL)"
 
 
 def _json_object(raw: bytes) -> dict[str, Any]:

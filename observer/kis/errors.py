@@ -9,6 +9,8 @@ when the body carries none. Error classes are ``metrics.catalog.API_ERROR_CLASSE
 
 from __future__ import annotations
 
+import errno as errno_names
+import os
 from dataclasses import dataclass
 
 from metrics.labels import ErrorClass
@@ -20,6 +22,7 @@ __all__ = [
     "KisApiError",
     "TokenUnavailableError",
     "classify",
+    "describe_transport_error",
     "transport_failure",
 ]
 
@@ -105,6 +108,37 @@ def classify(
 def transport_failure(reason: str) -> Classification:
     """A call that got no answer (connection refused, reset, time-out): retryable."""
     return Classification(ErrorClass.TRANSPORT, reason, retryable=True)
+
+
+def _os_error(exc: BaseException) -> OSError | None:
+    """The first OSError with an errno in ``exc``, its ``os_error`` or its causes."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        inner = getattr(current, "os_error", None)  # aiohttp's ClientConnectorError
+        for candidate in (current, inner):
+            if isinstance(candidate, OSError) and candidate.errno:
+                return candidate
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def describe_transport_error(method: str, url: str, exc: BaseException) -> str:
+    """One line for a call that got no answer: the URL and the OS error, never a secret.
+
+    ``GET http://127.0.0.1:1/oauth2/tokenP: ClientConnectorError errno=111 ECONNREFUSED
+    (Connection refused)``. ``url`` must come without query or credentials (the
+    caller's base URL and path); a time-out says so.
+    """
+    text = f"{method} {url}: {type(exc).__name__}"
+    os_error = _os_error(exc)
+    if os_error is not None and os_error.errno is not None:
+        name = errno_names.errorcode.get(os_error.errno, "?")
+        text += f" errno={os_error.errno} {name} ({os.strerror(os_error.errno)})"
+    elif isinstance(exc, TimeoutError):
+        text += " (no answer in time)"
+    return text
 
 
 class KisApiError(ObserverError):

@@ -258,7 +258,7 @@ class TokenManager:
             token = await self._issue()
         except KisApiError as exc:
             self._count("failure")
-            log.warning("token issuance failed code=%s", exc.classification.code)
+            log.warning("token issuance failed code=%s reason=%s", exc.classification.code, exc)
             self._on_failure(exc)
             if not exc.retryable:
                 raise TokenUnavailableError(f"token issuance refused: {exc}") from exc

@@ -27,6 +27,7 @@ from websockets.exceptions import ConnectionClosed, WebSocketException
 from metrics.labels import ReconnectReason
 from observer.config import TrackBSettings
 from observer.errors import ObserverError
+from observer.kis.errors import describe_transport_error
 from observer.kis.frames import ControlReply, FrameError
 from observer.kis.ws_protocol import (
     Action,
@@ -180,7 +181,7 @@ class TrackBSession:
             try:
                 protocol.key_received(await self._approval(renew))
             except (ObserverError, OSError, TimeoutError) as exc:
-                log.warning("approval key request failed: %s", type(exc).__name__)
+                log.warning("approval key request failed: %s", exc)  # names URL and OS error
                 return protocol.closed()
         try:
             async with self._transport(self._url) as connection:
@@ -189,7 +190,7 @@ class TrackBSession:
             pass  # the protocol tells a drop from a refused open
         except CLOSED as exc:
             # A refused handshake, a protocol violation or a network error.
-            log.warning("websocket failed: %s", type(exc).__name__)
+            log.warning("websocket failed: %s", describe_transport_error("GET", self._url, exc))
         finally:
             ended = protocol.closed()  # on cancellation too: not connected any more
         return ended

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import errno
 import io
 import logging
+import socket
 from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
 
 from metrics.registry import Metrics
+from observer.config import TokenSettings
 from observer.credentials import demo_credentials
 from observer.kis.client import KisClient
 from observer.limiter import RateLimiter
@@ -115,3 +120,39 @@ def test_log_lines_are_one_line_and_masked() -> None:
     assert "ValueError" in lines[1]
     for secret in credentials.secrets():
         assert secret not in stream.getvalue()
+
+
+async def test_an_unreachable_broker_is_named_with_its_os_error(
+    metrics: Metrics, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 15: ``token issuance failed code=ClientConnectorError`` said neither where nor why."""
+    with socket.socket() as probe:  # a port nobody listens on: connecting is refused
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    credentials = demo_credentials("unreachable")
+    caplog.set_level(logging.WARNING, logger="observer.kis.token")
+    async with aiohttp.ClientSession() as http:
+        kis = KisClient(
+            http,
+            f"http://127.0.0.1:{port}",
+            credentials,
+            limiter=RateLimiter(100.0, metrics=metrics),
+            metrics=metrics,
+            token_settings=TokenSettings(min_issue_interval_seconds=0.05),
+        )
+        task = asyncio.create_task(kis.tokens.get())
+        try:
+            await wait_for(
+                lambda: any("token issuance failed" in r.getMessage() for r in caplog.records),
+                what="the failure logged",
+            )
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    line = next(r.getMessage() for r in caplog.records if "token issuance failed" in r.getMessage())
+    assert f"POST http://127.0.0.1:{port}/oauth2/tokenP" in line, line
+    assert f"errno={errno.ECONNREFUSED} ECONNREFUSED" in line, line
+    assert "code=ClientConnectorError" in line
+    for secret in credentials.secrets():
+        assert secret not in line

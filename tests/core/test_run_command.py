@@ -79,6 +79,7 @@ async def test_first_trade_is_stored_before_the_first_sweep_ends(tmp_path: Path)
     process = await asyncio.create_subprocess_exec(
         *(sys.executable, "-m", "observer", "run", "--listen", "127.0.0.1:0"),
         *("--data-dir", str(tmp_path)),
+        env=os.environ | {"OBSERVER_LOG__PROGRESS_SECONDS": "1"},
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -105,5 +106,7 @@ async def test_first_trade_is_stored_before_the_first_sweep_ends(tmp_path: Path)
     errors = (await stderr).decode()
     assert code == 0, errors
     assert "track B seeded from the volume ranking" in errors
+    assert " info observer.progress progress sweep=" in errors  # one a second here
+    assert " info observer.track_b slot claimed symbol=" in errors
     with StorageReader(tmp_path / "observer.sqlite") as reader:
         assert reader.counts().trades > 0

@@ -42,6 +42,15 @@ def test_bad_config_file_exits_2_with_key_and_reason(tmp_path: Path) -> None:
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+def test_bad_progress_interval_exits_2_naming_the_key(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("log:\n  progress_seconds: -5\n")
+    result = run_cli("run", "--config", str(bad))
+    assert result.returncode == 2
+    assert "log.progress_seconds = -5" in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
 def test_unknown_subcommand_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["nope"])
