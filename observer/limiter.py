@@ -13,7 +13,9 @@ server as late as its answer comes back, so server-side jitter and stalls are
 covered too). The cost is one round trip plus ``safety`` per window: on loopback
 (2 to 5 ms) that keeps about 99.5 % of the rate, over 30 ms about 97 %. Each
 EGW00201 the server still sends doubles the margin (the jitter is larger than
-assumed), up to 100 ms, and five minutes without one halve it back.
+assumed), up to 100 ms, and five minutes without one halve it back; the
+schedule adapts it itself (``WindowSchedule.server_rejected``), on the times it
+is given.
 """
 
 from __future__ import annotations
@@ -81,6 +83,10 @@ class WindowSchedule:
     cannot have arrived after its answer came, so no window the server counts
     holds ``capacity + 1`` calls, whatever its jitter; ``safety`` covers clock
     granularity.
+
+    ``safety`` adapts: ``server_rejected`` doubles it (once per back-off pause,
+    up to ``MAX_SAFETY_SECONDS``) and each grant ``MARGIN_DECAY_SECONDS`` after
+    the last change halves it back towards ``base_safety``.
     """
 
     def __init__(
@@ -97,6 +103,8 @@ class WindowSchedule:
         self.spacing = 1.0 / rate_per_second
         self.window = window_seconds
         self.safety = safety_seconds
+        self.base_safety = safety_seconds
+        self._margin_changed_at = -math.inf
         # The last 2 × capacity grants: a marked send may move one past its neighbours.
         self._grants: deque[Grant] = deque(maxlen=2 * self.capacity)
         self._last_scheduled = -math.inf
@@ -118,6 +126,9 @@ class WindowSchedule:
         self._last_scheduled = earliest if now - earliest < self.spacing else now
         granted = Grant(now)
         self._grants.append(granted)
+        if self.safety > self.base_safety and now - self._margin_changed_at >= MARGIN_DECAY_SECONDS:
+            self.safety = max(self.base_safety, self.safety / 2)
+            self._margin_changed_at = now
         return granted
 
     def slowest_recent_round_trip(self, count: int = RECENT_ROUND_TRIPS) -> float | None:
@@ -149,6 +160,19 @@ class WindowSchedule:
             latest = heapq.nlargest(self.capacity, arrivals)
             at = max(at, latest[-1] + self.window + self.safety)
         return at
+
+    def server_rejected(self, now: float, pause_seconds: float) -> None:
+        """The server answered EGW00201 at ``now``: pause, and widen the margin.
+
+        The server counted one call too many, so the jitter between our sends and
+        its arrival stamps exceeds the margin: it doubles (at least to 1 ms, at
+        most ``MAX_SAFETY_SECONDS``), once per pause — the calls in flight in one
+        burst are rejected together and count once.
+        """
+        if now >= self._paused_until:
+            self.safety = min(MAX_SAFETY_SECONDS, max(self.safety * 2, 0.001))
+        self.pause_until(now + pause_seconds)
+        self._margin_changed_at = now
 
     def pause_until(self, until: float) -> None:
         """No grant before ``until`` (server back-off); later pauses extend, earlier do not."""
@@ -192,8 +216,6 @@ class RateLimiter:
         self.granted = 0
         self.rejections = 0
         self.last_grant_at = 0.0  # clock() of the latest grant (benchmarks: achieved rate)
-        self._base_safety = safety_seconds
-        self._margin_changed_at = 0.0
 
     @property
     def rate(self) -> float:
@@ -250,17 +272,10 @@ class RateLimiter:
     def server_rejected(self) -> None:
         """The server answered EGW00201: pause every lane for ``backoff_seconds``.
 
-        The server counted one call too many, so the jitter between our sends and
-        its arrival stamps exceeds the safety margin: the margin doubles (once per
-        back-off, up to ``MAX_SAFETY_SECONDS``), and halves back towards the
-        configured one after every ``MARGIN_DECAY_SECONDS`` without a rejection.
+        The schedule widens its safety margin (``WindowSchedule.server_rejected``).
         """
         self.rejections += 1
-        now = self._clock()
-        if now >= self.schedule.paused_until:  # the calls in flight in one burst count once
-            self.schedule.safety = min(MAX_SAFETY_SECONDS, max(self.schedule.safety * 2, 0.001))
-        self.schedule.pause_until(now + self.backoff_seconds)
-        self._margin_changed_at = now
+        self.schedule.server_rejected(self._clock(), self.backoff_seconds)
         if self._metrics is not None:
             self._metrics.counter(catalog.RATE_LIMIT_REJECTIONS).inc()
 
@@ -306,13 +321,7 @@ class RateLimiter:
 
     def _count_grant(self, lane: str, waited: float) -> None:
         self.granted += 1
-        self.last_grant_at = now = self._clock()
-        if (
-            self.schedule.safety > self._base_safety
-            and now - self._margin_changed_at >= MARGIN_DECAY_SECONDS
-        ):
-            self.schedule.safety = max(self._base_safety, self.schedule.safety / 2)
-            self._margin_changed_at = now
+        self.last_grant_at = self._clock()
         if self._metrics is None:
             return
         self._metrics.counter(catalog.RATE_LIMIT_TOKENS).labels(lane).inc()

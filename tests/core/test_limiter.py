@@ -11,7 +11,12 @@ from hypothesis import strategies as st
 
 from metrics import catalog
 from metrics.registry import Metrics
-from observer.limiter import RateLimiter, WindowSchedule
+from observer.limiter import (
+    MARGIN_DECAY_SECONDS,
+    MAX_SAFETY_SECONDS,
+    RateLimiter,
+    WindowSchedule,
+)
 
 
 def simulate(rate: float, arrivals: list[float], lateness: list[float]) -> list[float]:
@@ -55,6 +60,7 @@ def test_no_window_holds_more_than_the_rate(
         assert later - first >= 1.0 + 0.002 - 1e-9
 
 
+@settings(deadline=None)  # virtual time: a loaded machine must not fail it
 @given(backlog=st.integers(100, 2000))
 def test_a_backlog_runs_at_99_percent_of_the_rate(backlog: int) -> None:
     grants = simulate(20.0, [0.0] * backlog, [0.0])
@@ -149,6 +155,31 @@ async def test_rejections_widen_the_safety_margin_and_quiet_narrows_it() -> None
     clock[0] += 301
     await limiter.acquire()
     assert limiter.schedule.safety == 0.05
+
+
+def test_the_schedule_adapts_its_margin_on_the_times_it_is_given() -> None:
+    """Pure, on virtual time: a rejection pauses and doubles the margin once per pause;
+    grants five quiet minutes apart halve it back, never below the configured one."""
+    schedule = WindowSchedule(20.0, safety_seconds=0.004)
+    schedule.server_rejected(10.0, 1.0)
+    schedule.server_rejected(10.2, 1.0)  # the same burst, still paused: once
+    assert schedule.safety == 0.008
+    assert schedule.next_allowed(10.2) == 11.2  # the later pause extends
+    assert schedule.grant(11.0) is None
+    schedule.server_rejected(11.2, 1.0)  # after the pause: doubles again
+    assert schedule.safety == 0.016
+    assert schedule.grant(12.2) is not None
+    assert schedule.safety == 0.016  # not quiet for long enough yet
+    quiet = 11.2 + MARGIN_DECAY_SECONDS
+    assert schedule.grant(quiet) is not None and schedule.safety == 0.008
+    assert schedule.grant(quiet + 1.0) is not None and schedule.safety == 0.008
+    assert schedule.grant(quiet + MARGIN_DECAY_SECONDS) is not None
+    assert schedule.safety == 0.004
+    assert schedule.grant(quiet + 3 * MARGIN_DECAY_SECONDS) is not None
+    assert schedule.safety == 0.004  # the configured margin is the floor
+    for n in range(20):
+        schedule.server_rejected(2000.0 + 2 * n, 1.0)
+    assert schedule.safety == MAX_SAFETY_SECONDS
 
 
 @settings(max_examples=200, deadline=None)
