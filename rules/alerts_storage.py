@@ -1,4 +1,4 @@
-"""Alerts on the store: batches that keep failing to commit, and a write queue filling up."""
+"""Alerts on the store: unavailable now, batches that keep failing to commit, a queue filling up."""
 
 from __future__ import annotations
 
@@ -51,10 +51,13 @@ def _write_errors(params: RuleParams) -> AlertDefinition:
             "queue fills (StorageQueueFilling), then Track A and Track B wait for room. A "
             "single locked moment or a short burst of retries does not fire it.",
             actions=(
-                "Read `storage write failed rows=... reason=...` in the log: the reason is "
-                "SQLite's (disk full, read-only file system, database locked, I/O error).",
-                "Check free space and permissions of `storage.path`; stop whatever holds a "
-                "write lock on the database (a backup or an open `sqlite3` shell).",
+                "Read `storage write failed rows=... reason=... cause=...` in the log and "
+                "`observer_storage_write_errors_total` by `reason`: disk_full, locked, "
+                "unavailable (PostgreSQL unreachable, restarting or refusing us) or other.",
+                "SQLite: check free space and permissions of `storage.path`; stop whatever "
+                "holds a write lock on the database (a backup or an open `sqlite3` shell).",
+                "PostgreSQL: check the server is up and reachable from Observer "
+                "(`pg_isready -h HOST -p PORT`), its disk, and `max_connections`.",
                 "Once writes succeed the queue drains by itself; a restart is not needed.",
             ),
         ),
@@ -77,6 +80,54 @@ def _write_errors(params: RuleParams) -> AlertDefinition:
                 inputs=(
                     series(catalog.STORAGE_WRITE_ERRORS, "0 0 5x5 10x5 15x5 20x5 25x5 30x{n}"),
                 ),
+            ),
+        ),
+    )
+
+
+def _unavailable(params: RuleParams) -> AlertDefinition:
+    available = selector(catalog.STORAGE_AVAILABLE, RULES)
+    return AlertDefinition(
+        rule=alert(
+            params,
+            "StorageUnavailable",
+            f"{available} == 0",
+            for_minutes=0,
+            severity="warning",
+            summary="Observer's store is not accepting writes.",
+            description="The store of {{ $labels.instance }} refused its last write: "
+            "records are held in the write queue until it accepts them again.",
+        ),
+        runbook=RunbookEntry(
+            meaning="The last batch failed to commit (`observer_storage_available` is 0 "
+            "from a failed write until a batch commits again): PostgreSQL stopped, "
+            "restarting or unreachable, or the disk under SQLite full. Collection goes on "
+            "and `/healthz` stays 200; records wait in the bounded write queue and are "
+            "written exactly once when the store is back, so a short outage loses nothing. "
+            "It fires at the first evaluation that sees it and resolves with the first "
+            "commit; StorageWriteErrors (critical) follows if it lasts 5 minutes.",
+            actions=(
+                "Read `storage write failed ... reason=...` in the log: `unavailable` is "
+                "the database server, `disk_full` the disk, `locked` another writer.",
+                "PostgreSQL: `pg_isready -h HOST -p PORT`; start the server or fix the "
+                "network; Observer reconnects by itself at its next retry (5 s at most).",
+                "Watch `observer_storage_queue_depth`: once the queue is full "
+                "(StorageQueueFilling), Track A and Track B wait for room.",
+            ),
+        ),
+        firing=(
+            Firing(
+                name="a write failed and none committed since",
+                inputs=(series(catalog.STORAGE_AVAILABLE, "1 0x{n}"),),
+                onset_seconds=60,
+                value=0,
+                labels=TARGET,
+            ),
+        ),
+        healthy=(
+            Healthy(
+                name="every batch commits",
+                inputs=(series(catalog.STORAGE_AVAILABLE, "1x{n}"),),
             ),
         ),
     )
@@ -131,4 +182,4 @@ def _queue_filling(params: RuleParams) -> AlertDefinition:
 
 
 def storage_alerts(params: RuleParams) -> tuple[AlertDefinition, ...]:
-    return (_write_errors(params), _queue_filling(params))
+    return (_unavailable(params), _write_errors(params), _queue_filling(params))

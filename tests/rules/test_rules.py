@@ -167,6 +167,9 @@ def test_storage_alerts_watch_write_errors_and_queue_fill() -> None:
     assert (fill.severity, fill.for_seconds) == ("warning", 300)
     recorded = {r.record: r.expr for r in recording.recording_rules(PARAMS)}
     assert "observer_storage_queue_capacity" in recorded[recording.STORAGE_QUEUE_FILL]
+    unavailable = by_name["StorageUnavailable"]
+    assert unavailable.expr == 'observer_storage_available{job="observer"} == 0'
+    assert (unavailable.severity, unavailable.for_seconds) == ("warning", 0)
 
 
 def test_rate_floors_are_gated_on_market_open() -> None:
