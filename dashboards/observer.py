@@ -9,6 +9,8 @@ Series that alerts also read are taken from the recording rules (``rules.recordi
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from grafanalib import core as g
 
 from dashboards.panels import datasource, layout
@@ -18,6 +20,17 @@ from metrics import catalog as c
 
 UID = "observer-overview"
 TITLE = "Observer"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DashboardParams:
+    """What a deployment may change about the dashboard (a stack configuration's dashboard)."""
+
+    title: str = TITLE
+    uid: str = UID
+    tags: tuple[str, ...] = ("observer",)
+    refresh: str = "30s"
+    time_from: str = "now-6h"
 
 
 SPEC_ROWS = (
@@ -61,8 +74,9 @@ def _templating() -> g.Templating:
     )
 
 
-def dashboard() -> g.Dashboard:
+def dashboard(params: DashboardParams | None = None) -> g.Dashboard:
     """The dashboard object (panel ids assigned)."""
+    params = params or DashboardParams()
     rows = (
         universe_row(),
         track_a_row(),
@@ -75,13 +89,13 @@ def dashboard() -> g.Dashboard:
         storage_row(),
     )
     return g.Dashboard(
-        title=TITLE,
-        uid=UID,
+        title=params.title,
+        uid=params.uid,
         description="Observer's health: collection, limits, token, gaps and the process.",
-        tags=["observer"],
+        tags=list(params.tags),
         editable=False,
-        refresh="30s",
-        time=g.Time("now-6h", "now"),
+        refresh=params.refresh,
+        time=g.Time(params.time_from, "now"),
         timezone="browser",
         graphTooltip=g.GRAPH_TOOLTIP_MODE_SHARED_CROSSHAIR,
         schemaVersion=39,

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 from metrics import catalog
-from metrics.promql import RULES, recorded, selector
+from metrics.promql import recorded, selector
 from rules import recording as rec
 from rules.alerts_gaps import gap_alerts
 from rules.alerts_track_b import track_b_alerts
-from rules.build import BY, CLOSED_ALL_DAY, OPEN, OPEN_ALL_DAY, OPENS_AT_10M, alert
+from rules.build import CLOSED_ALL_DAY, OPEN_ALL_DAY, OPENS_AT_10M, alert, market_open
 from rules.inputs import TARGET, histogram, series
 from rules.model import AlertDefinition, Firing, Healthy, RunbookEntry
 from rules.params import RuleParams
 
 
 def _universe(params: RuleParams) -> tuple[AlertDefinition, ...]:
-    size = selector(catalog.UNIVERSE_SIZE, RULES)
+    size = selector(catalog.UNIVERSE_SIZE, params.scope)
     average = f"avg_over_time({size}[{params.window(86400)}])"
-    created = selector(catalog.UNIVERSE_CREATED, RULES)
+    created = selector(catalog.UNIVERSE_CREATED, params.scope)
     # 60 minutes at 2000 symbols, then 500: deviation from the 1-day mean at 70 minutes.
     mean_at_70m = (60 * 2000 + 11 * 500) / 71
     return (
@@ -62,7 +62,7 @@ def _universe(params: RuleParams) -> tuple[AlertDefinition, ...]:
             rule=alert(
                 params,
                 "RapidUniverseExpansion",
-                f"sum by ({BY}) (increase({created}[{params.window(3600)}])) > 100",
+                f"sum by ({params.by}) (increase({created}[{params.window(3600)}])) > 100",
                 for_minutes=5,
                 severity="warning",
                 summary="Many symbols were added to the universe within an hour.",
@@ -101,9 +101,9 @@ def _universe(params: RuleParams) -> tuple[AlertDefinition, ...]:
 
 def _track_a(params: RuleParams) -> tuple[AlertDefinition, ...]:
     latency = catalog.API_REQUEST_DURATION
-    calls = selector(latency, RULES, "_bucket", endpoint="inquire_price")
+    calls = selector(latency, params.scope, "_bucket", endpoint="inquire_price")
     window = params.window(300)
-    call_p99 = f"histogram_quantile(0.99, sum by ({BY}, le) (rate({calls}[{window}])))"
+    call_p99 = f"histogram_quantile(0.99, sum by ({params.by}, le) (rate({calls}[{window}])))"
     return (
         AlertDefinition(
             rule=alert(
@@ -171,7 +171,7 @@ def _track_a(params: RuleParams) -> tuple[AlertDefinition, ...]:
             rule=alert(
                 params,
                 "TrackANoSnapshots",
-                f"{recorded(rec.SNAPSHOT_RATE, RULES)} < 0.1 and {OPEN}",
+                f"{recorded(rec.SNAPSHOT_RATE, params.scope)} < 0.1 and {market_open(params)}",
                 for_minutes=5,
                 severity="critical",
                 summary="Track A is collecting almost no snapshots while the market is open.",

@@ -5,9 +5,9 @@ from __future__ import annotations
 from types import MappingProxyType
 
 from metrics import catalog
-from metrics.promql import RULES, recorded, selector
+from metrics.promql import recorded, selector
 from rules import recording as rec
-from rules.build import BY, alert
+from rules.build import alert
 from rules.inputs import TARGET, histogram, series
 from rules.model import AlertDefinition, Firing, Healthy, RunbookEntry
 from rules.params import RuleParams
@@ -18,13 +18,14 @@ P99 = MappingProxyType({"quantile": "0.99"})
 def gap_alerts(params: RuleParams) -> tuple[AlertDefinition, ...]:
     gaps = catalog.GAPS_DETECTED
     spec = catalog.GAP_DETECTION_DURATION
-    high = selector(gaps, RULES, severity="high")
+    high = selector(gaps, params.scope, severity="high")
     return (
         AlertDefinition(
             rule=alert(
                 params,
                 "HighGapDetectionRate",
-                f"sum by ({BY}) (rate({selector(gaps, RULES)}[{params.window(300)}])) > 10",
+                f"sum by ({params.by}) "
+                f"(rate({selector(gaps, params.scope)}[{params.window(300)}])) > 10",
                 for_minutes=5,
                 severity="warning",
                 summary="Gaps are being found at more than ten a second.",
@@ -66,7 +67,7 @@ def gap_alerts(params: RuleParams) -> tuple[AlertDefinition, ...]:
             rule=alert(
                 params,
                 "HighSeverityGapsDetected",
-                f"sum by ({BY}) (increase({high}[{params.window(900)}])) > 0",
+                f"sum by ({params.by}) (increase({high}[{params.window(900)}])) > 0",
                 for_minutes=5,
                 severity="critical",
                 summary="High-severity gaps were recorded in the last 15 minutes.",
@@ -109,7 +110,7 @@ def gap_alerts(params: RuleParams) -> tuple[AlertDefinition, ...]:
             rule=alert(
                 params,
                 "GapDetectionLatency",
-                f"{recorded(rec.GAP_DETECTION_LATENCY, RULES, **P99)} > 0.5",
+                f"{recorded(rec.GAP_DETECTION_LATENCY, params.scope, **P99)} > 0.5",
                 for_minutes=10,
                 severity="warning",
                 summary="Running the gap rules takes more than half a second.",

@@ -9,7 +9,6 @@ from metrics.promql import (
     PROCESS_CPU,
     PROCESS_RESIDENT_MEMORY,
     PROCESS_START_TIME,
-    RULES,
     UP,
     recorded,
     selector,
@@ -43,8 +42,8 @@ def _burn(
     params: RuleParams, long: str, short: str, burn: float, severity: Severity, for_minutes: float
 ) -> AlertDefinition:
     limit = threshold(burn * (1 - FRESHNESS_SLO))
-    long_ratio = recorded(rec.FRESHNESS_STALE_RATIO[long], RULES)
-    short_ratio = recorded(rec.FRESHNESS_STALE_RATIO[short], RULES)
+    long_ratio = recorded(rec.FRESHNESS_STALE_RATIO[long], params.scope)
+    short_ratio = recorded(rec.FRESHNESS_STALE_RATIO[short], params.scope)
     stale = 20 if severity == "critical" else 10  # per 100 checks: above 14.4 % or 6 % only
     return AlertDefinition(
         rule=alert(
@@ -89,7 +88,7 @@ def _down(params: RuleParams) -> tuple[AlertDefinition, ...]:
             rule=alert(
                 params,
                 "ObserverDown",
-                f"{selector(UP, RULES)} == 0",
+                f"{selector(UP, params.scope)} == 0",
                 for_minutes=1,
                 severity="critical",
                 summary="Prometheus cannot scrape an Observer instance.",
@@ -142,13 +141,13 @@ def _down(params: RuleParams) -> tuple[AlertDefinition, ...]:
 
 def _resources(params: RuleParams) -> tuple[AlertDefinition, ...]:
     limit = params.memory_limit_bytes
-    start = selector(PROCESS_START_TIME, RULES)
+    start = selector(PROCESS_START_TIME, params.scope)
     return (
         AlertDefinition(
             rule=alert(
                 params,
                 "ObserverCPUHigh",
-                f"{recorded(rec.CPU_RATE, RULES)} > 0.9",
+                f"{recorded(rec.CPU_RATE, params.scope)} > 0.9",
                 for_minutes=5,
                 severity="warning",
                 summary="Observer uses more than 90% of a CPU core.",
@@ -179,7 +178,7 @@ def _resources(params: RuleParams) -> tuple[AlertDefinition, ...]:
             rule=alert(
                 params,
                 "ObserverMemoryNearLimit",
-                f"{recorded(rec.MEMORY_LIMIT_RATIO, RULES)} > {MEMORY_NEAR_LIMIT}",
+                f"{recorded(rec.MEMORY_LIMIT_RATIO, params.scope)} > {MEMORY_NEAR_LIMIT}",
                 for_minutes=3,
                 severity="critical",
                 summary="Observer's resident memory is close to its limit.",

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 from metrics import catalog
-from metrics.promql import JOB, RULES, UP, recorded, selector
+from metrics.promql import JOB, UP, recorded, selector
 from rules import recording as rec
 from rules.alerts_token import token_alerts
-from rules.build import BY, CLOSED_ALL_DAY, OPEN, OPEN_ALL_DAY, OPENS_AT_10M, alert, api_requests
+from rules.build import CLOSED_ALL_DAY, OPEN_ALL_DAY, OPENS_AT_10M, alert, api_requests, market_open
 from rules.inputs import TARGET, histogram, series
 from rules.model import AlertDefinition, Firing, Healthy, RunbookEntry
 from rules.params import RuleParams
 
-# Error ratios need some traffic to mean anything: 0.1 calls/s is 30 calls in 5 minutes.
-TRAFFIC = f"on ({BY}) {recorded(rec.API_REQUEST_RATE, RULES)} >= 0.1"
 UP_SINCE_START = series(catalog.SYSTEM_UPTIME, "0+60x{n}")
 # Each start's first four minutes, long enough for any healthy case (40 minutes).
 RESTARTING = series(catalog.SYSTEM_UPTIME, " ".join(["0+60x4"] * 8))
@@ -23,16 +21,21 @@ ERROR_RATIO_CHANGE = (
 )
 
 
+def traffic(params: RuleParams) -> str:
+    """Error ratios need some traffic to mean anything: 0.1 calls/s is 30 calls in 5 minutes."""
+    return f"on ({params.by}) {recorded(rec.API_REQUEST_RATE, params.scope)} >= 0.1"
+
+
 def _error_ratio_alert(
     params: RuleParams, name: str, limit: float, for_minutes: float, ok: int, errors: int
 ) -> AlertDefinition:
-    ratio = recorded(rec.API_ERROR_RATIO, RULES)
+    ratio = recorded(rec.API_ERROR_RATIO, params.scope)
     percent = f"{limit * 100:g}%"
     return AlertDefinition(
         rule=alert(
             params,
             name,
-            f"{ratio} > {limit} and {TRAFFIC}",
+            f"{ratio} > {limit} and {traffic(params)}",
             for_minutes=for_minutes,
             severity="critical",
             summary=f"More than {percent} of broker API requests fail.",
@@ -71,15 +74,16 @@ def _api(params: RuleParams) -> tuple[AlertDefinition, ...]:
     latency = catalog.API_REQUEST_DURATION
     # The request rate is read over 5 minutes: until the process has been up that long,
     # the window holds the start-up (token, master file, first sweep) and little else.
-    uptime = selector(catalog.SYSTEM_UPTIME, RULES)
-    warmed_up = f"on ({BY}) {uptime} > {params.window_seconds(300)}"
+    uptime = selector(catalog.SYSTEM_UPTIME, params.scope)
+    warmed_up = f"on ({params.by}) {uptime} > {params.window_seconds(300)}"
     return (
         _error_ratio_alert(params, "HighAPIErrorRate", 0.05, 5, ok=54, errors=6),
         AlertDefinition(
             rule=alert(
                 params,
                 "APIUnresponsive",
-                f"{recorded(rec.API_REQUEST_RATE, RULES)} < 1 and {OPEN} and {warmed_up}",
+                f"{recorded(rec.API_REQUEST_RATE, params.scope)} < 1 "
+                f"and {market_open(params)} and {warmed_up}",
                 for_minutes=5,
                 severity="critical",
                 summary="Broker API requests nearly stopped while the market is open.",
@@ -129,7 +133,7 @@ def _api(params: RuleParams) -> tuple[AlertDefinition, ...]:
             rule=alert(
                 params,
                 "APILatencyHigh",
-                f"{recorded(rec.API_LATENCY, RULES, quantile='0.99')} > 2",
+                f"{recorded(rec.API_LATENCY, params.scope, quantile='0.99')} > 2",
                 for_minutes=10,
                 severity="warning",
                 summary="Broker API calls take more than two seconds.",
@@ -169,7 +173,7 @@ def _api(params: RuleParams) -> tuple[AlertDefinition, ...]:
 
 
 def _system(params: RuleParams) -> AlertDefinition:
-    up = selector(UP, RULES)
+    up = selector(UP, params.scope)
     return AlertDefinition(
         rule=alert(
             params,
@@ -181,7 +185,7 @@ def _system(params: RuleParams) -> AlertDefinition:
             description="No Observer target has answered a scrape for 2 minutes "
             "(absent: {{ $value | humanize }}); nothing is being collected.",
             # absent() of a comparison carries no labels: keep the job for routing.
-            labels=(("job", JOB),),
+            labels=params.target_labels,
         ),
         runbook=RunbookEntry(
             meaning="Every Observer instance is down or missing from Prometheus's targets: "
@@ -215,15 +219,15 @@ def _system(params: RuleParams) -> AlertDefinition:
 
 
 def _limiter(params: RuleParams) -> tuple[AlertDefinition, ...]:
-    depth = selector(catalog.RATE_LIMIT_QUEUE_DEPTH, RULES, lane="backfill")
+    depth = selector(catalog.RATE_LIMIT_QUEUE_DEPTH, params.scope, lane="backfill")
     delay = catalog.RATE_LIMIT_DELAY_DURATION
-    lane_p99 = recorded(rec.LIMITER_DELAY, RULES, lane="backfill", quantile="0.99")
+    lane_p99 = recorded(rec.LIMITER_DELAY, params.scope, lane="backfill", quantile="0.99")
     return (
         AlertDefinition(
             rule=alert(
                 params,
                 "RateLimitTokenStarvation",
-                f"sum by ({BY}) ({depth}) > 0",
+                f"sum by ({params.by}) ({depth}) > 0",
                 for_minutes=5,
                 severity="warning",
                 summary="Backfill requests have been waiting for the limiter for 5 minutes.",

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from metrics import catalog
-from metrics.promql import RULES, recorded, selector
+from metrics.promql import recorded, selector
 from rules import recording as rec
-from rules.build import alert, threshold
+from rules.build import alert, held_seconds, in_words, threshold
 from rules.inputs import TARGET, series
 from rules.model import AlertDefinition, Firing, Healthy, InputSeries, RunbookEntry
 from rules.params import RuleParams
+from rules.thresholds import threshold_of
 
 # The writer retries a failed batch after 0.2 s, doubling to 5 s (observer.storage), so a
 # store that refuses writes adds about 12 errors a minute. Errors in every 2-minute window
@@ -30,26 +31,35 @@ def _queue(depths: str) -> tuple[InputSeries, ...]:
 
 
 def _write_errors(params: RuleParams) -> AlertDefinition:
-    errors = selector(catalog.STORAGE_WRITE_ERRORS, RULES)
+    errors = selector(catalog.STORAGE_WRITE_ERRORS, params.scope)
     window = params.window(WRITE_ERRORS_WINDOW_SECONDS)
+    limit = threshold_of(params, "StorageWriteErrors")
+    # A failing store's pace, or faster when the threshold asks for more errors per window:
+    # the first minute's increase (one minute of errors, the counter starting at 0) is
+    # already above the threshold, so the condition holds from the onset.
+    per_minute = max(12, int(limit) + 1)
+    held = in_words(
+        held_seconds(params, "StorageWriteErrors", "critical", WRITE_ERRORS_FOR_MINUTES)
+    )
+    failed = "Batches failed" if limit == 0 else f"More than {threshold(limit)} batches failed"
     return AlertDefinition(
         rule=alert(
             params,
             "StorageWriteErrors",
-            f"increase({errors}[{window}]) > 0",
+            f"increase({errors}[{window}]) > {threshold(limit)}",
             for_minutes=WRITE_ERRORS_FOR_MINUTES,
             severity="critical",
             summary="Observer's store keeps refusing writes.",
             description="{{ $value | humanize }} storage batches failed to commit on "
             "{{ $labels.instance }} in the last 2 minutes, and batches have kept failing "
-            f"for {WRITE_ERRORS_FOR_MINUTES} minutes.",
+            f"for {held}.",
         ),
         runbook=RunbookEntry(
-            meaning="The writer could not commit a batch in every 2-minute window for "
-            f"{WRITE_ERRORS_FOR_MINUTES} minutes. Failed batches are kept and retried (every "
-            "5 s at most), so nothing is lost yet, but records pile up in memory: the write "
-            "queue fills (StorageQueueFilling), then Track A and Track B wait for room. A "
-            "single locked moment or a short burst of retries does not fire it.",
+            meaning=f"{failed} to commit in every 2-minute window for {held}. Failed batches "
+            "are kept and retried (every 5 s at most), so nothing is lost yet, but records "
+            "pile up in memory: the write queue fills (StorageQueueFilling), then Track A and "
+            "Track B wait for room. A single locked moment or a short burst of retries does "
+            "not fire it.",
             actions=(
                 "Read `storage write failed rows=... reason=... cause=...` in the log and "
                 "`observer_storage_write_errors_total` by `reason`: disk_full, locked, "
@@ -63,10 +73,10 @@ def _write_errors(params: RuleParams) -> AlertDefinition:
         ),
         firing=(
             Firing(
-                name="every batch fails (12 retries a minute)",
-                inputs=(series(catalog.STORAGE_WRITE_ERRORS, "0+12x{n}"),),
+                name=f"every batch fails ({per_minute} retries a minute)",
+                inputs=(series(catalog.STORAGE_WRITE_ERRORS, f"0+{per_minute}x{{n}}"),),
                 onset_seconds=60,
-                value=24,
+                value=2 * per_minute,
                 labels=TARGET,
             ),
         ),
@@ -134,24 +144,26 @@ def _unavailable(params: RuleParams) -> AlertDefinition:
 
 
 def _queue_filling(params: RuleParams) -> AlertDefinition:
-    limit = threshold(QUEUE_FILL_RATIO)
+    ratio = threshold_of(params, "StorageQueueFilling")
+    limit = threshold(ratio)
+    stuck = round(QUEUE_CAPACITY * (1 + ratio) / 2)  # halfway between the threshold and full
+    held = in_words(held_seconds(params, "StorageQueueFilling", "warning", QUEUE_FILL_FOR_MINUTES))
     return AlertDefinition(
         rule=alert(
             params,
             "StorageQueueFilling",
-            f"{recorded(rec.STORAGE_QUEUE_FILL, RULES)} > {limit}",
+            f"{recorded(rec.STORAGE_QUEUE_FILL, params.scope)} > {limit}",
             for_minutes=QUEUE_FILL_FOR_MINUTES,
             severity="warning",
             summary="Observer's storage write queue is nearly full.",
             description="The storage write queue of {{ $labels.instance }} has been "
-            f"more than {QUEUE_FILL_RATIO:.0%} full for {QUEUE_FILL_FOR_MINUTES} minutes "
+            f"more than {ratio:.0%} full for {held} "
             "(now {{ $value | humanizePercentage }}).",
         ),
         runbook=RunbookEntry(
             meaning="Records arrive faster than the writer commits them, or the writer is "
-            f"stuck retrying (StorageWriteErrors). Above {QUEUE_FILL_RATIO:.0%} of "
-            "`storage.queue_size` for "
-            f"{QUEUE_FILL_FOR_MINUTES} minutes; once the queue is full, producers wait "
+            f"stuck retrying (StorageWriteErrors). Above {ratio:.0%} of "
+            f"`storage.queue_size` for {held}; once the queue is full, producers wait "
             "(`observer_storage_queue_overflows_total` counts it) and Track B stops reading "
             "its WebSocket. A healthy writer keeps the queue under one batch.",
             actions=(
@@ -164,10 +176,10 @@ def _queue_filling(params: RuleParams) -> AlertDefinition:
         ),
         firing=(
             Firing(
-                name="queue stays 90% full",
-                inputs=_queue(f"{QUEUE_CAPACITY * 9 // 10}x{{n}}"),
+                name=f"queue stays {stuck / QUEUE_CAPACITY:.1%} full",
+                inputs=_queue(f"{stuck}x{{n}}"),
                 onset_seconds=0,
-                value=0.9,
+                value=stuck / QUEUE_CAPACITY,
                 labels=TARGET,
             ),
         ),

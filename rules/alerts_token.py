@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from metrics import catalog
-from metrics.promql import RULES, selector
-from rules.build import BY, alert
+from metrics.promql import selector
+from rules.build import alert
 from rules.inputs import TARGET, series
 from rules.model import AlertDefinition, Firing, Healthy, RunbookEntry
 from rules.params import RuleParams
@@ -15,8 +15,8 @@ REFRESH_OVERDUE_SECONDS = 4 * 3600
 
 
 def token_alerts(params: RuleParams) -> tuple[AlertDefinition, ...]:
-    validity = selector(catalog.TOKEN_VALIDITY, RULES)
-    failures = selector(catalog.TOKEN_REFRESHES, RULES, result="failure")
+    validity = selector(catalog.TOKEN_VALIDITY, params.scope)
+    failures = selector(catalog.TOKEN_REFRESHES, params.scope, result="failure")
     return (
         AlertDefinition(
             rule=alert(
@@ -95,8 +95,8 @@ def token_alerts(params: RuleParams) -> tuple[AlertDefinition, ...]:
             rule=alert(
                 params,
                 "TokenRefreshFailure",
-                f"sum by ({BY}) (increase({failures}[{params.window(1800)}])) > 0 "
-                f"and on ({BY}) {validity} < {REFRESH_OVERDUE_SECONDS}",
+                f"sum by ({params.by}) (increase({failures}[{params.window(1800)}])) > 0 "
+                f"and on ({params.by}) {validity} < {REFRESH_OVERDUE_SECONDS}",
                 for_minutes=10,
                 severity="critical",
                 summary="Token refreshes keep failing and the token is past its refresh point.",

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from metrics import catalog
-from metrics.promql import RULES, selector
-from rules.build import BY, CLOSED_ALL_DAY, OPEN, OPEN_ALL_DAY, OPENS_AT_10M, alert
+from metrics.promql import selector
+from rules.build import CLOSED_ALL_DAY, OPEN_ALL_DAY, OPENS_AT_10M, alert, market_open
 from rules.inputs import TARGET, series
 from rules.model import AlertDefinition, Firing, Healthy, InputSeries, RunbookEntry
 from rules.params import RuleParams
@@ -44,16 +44,17 @@ def _slots(idle: tuple[str, ...]) -> tuple[InputSeries, ...]:
 
 def _starvation(params: RuleParams) -> AlertDefinition:
     window = params.window(900)
-    every = selector(catalog.TRACK_B_TRIGGERS, RULES)
-    refused = selector(catalog.TRACK_B_TRIGGERS, RULES, outcome="refused")
-    evictions = selector(catalog.TRACK_B_EVICTIONS, RULES)
-    capacity = selector(catalog.TRACK_B_SLOTS_CAPACITY, RULES)
+    every = selector(catalog.TRACK_B_TRIGGERS, params.scope)
+    refused = selector(catalog.TRACK_B_TRIGGERS, params.scope, outcome="refused")
+    evictions = selector(catalog.TRACK_B_EVICTIONS, params.scope)
+    capacity = selector(catalog.TRACK_B_SLOTS_CAPACITY, params.scope)
     share = (
-        f"sum by ({BY}) (increase({refused}[{window}])) "
-        f"/ sum by ({BY}) (increase({every}[{window}]))"
+        f"sum by ({params.by}) (increase({refused}[{window}])) "
+        f"/ sum by ({params.by}) (increase({every}[{window}]))"
     )
     churn = (
-        f"sum by ({BY}) (increase({evictions}[{window}])) > on ({BY}) max by ({BY}) ({capacity})"
+        f"sum by ({params.by}) (increase({evictions}[{window}])) "
+        f"> on ({params.by}) max by ({params.by}) ({capacity})"
     )
     return AlertDefinition(
         rule=alert(
@@ -110,15 +111,16 @@ def _starvation(params: RuleParams) -> AlertDefinition:
 
 
 def _collection(params: RuleParams) -> AlertDefinition:
-    idle = selector(catalog.TRACK_B_SLOT_IDLE, RULES)
-    allocated = selector(catalog.TRACK_B_SLOTS_ALLOCATED, RULES)
-    silent = f"count by ({BY}) ({idle} > {SILENT_SLOT_SECONDS})"
+    idle = selector(catalog.TRACK_B_SLOT_IDLE, params.scope)
+    allocated = selector(catalog.TRACK_B_SLOTS_ALLOCATED, params.scope)
+    silent = f"count by ({params.by}) ({idle} > {SILENT_SLOT_SECONDS})"
     quiet = ("400+60x{n}", "400+60x{n}", "400+60x{n}", "5x{n}")
     return AlertDefinition(
         rule=alert(
             params,
             "TrackBCollectionSlow",
-            f"{silent} / on ({BY}) {allocated} > {SILENT_SLOT_SHARE:g} and {OPEN}",
+            f"{silent} / on ({params.by}) {allocated} > {SILENT_SLOT_SHARE:g} "
+            f"and {market_open(params)}",
             for_minutes=10,
             severity="warning",
             summary="Most Track B slots receive no trades while the market is open.",

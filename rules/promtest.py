@@ -14,8 +14,11 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
-from metrics.promql import duration
+from metrics.promql import JOB, duration
 from rules.model import PLACEHOLDER, TEMPLATE, AlertDefinition, Firing, InputSeries, RuleError
+
+Labels = tuple[tuple[str, str], ...]
+DEFAULT_TARGET: Labels = (("job", JOB),)
 
 STEP_SECONDS = 60  # interval of the input series
 HEALTHY_AFTER_SECONDS = (6 * 60, 20 * 60)  # healthy cases are checked this long after `for`
@@ -112,19 +115,47 @@ def render_template(text: str, labels: dict[str, str], value: float) -> str:
     return "".join(out)
 
 
-def _inputs(inputs: tuple[InputSeries, ...], until_seconds: int) -> list[dict[str, str]]:
+def retarget(series: str, target: Labels) -> str:
+    """An input series of the default job moved to ``target`` (the job and selector labels).
+
+    The builders write every input series as scraped from ``job="observer"``; a stack
+    configuration may name another job and add selectors, which the series must carry.
+    """
+    default = f'job="{JOB}"'
+    if default not in series:
+        return series
+    return series.replace(default, ",".join(f'{k}="{v}"' for k, v in target), 1)
+
+
+def _case_labels(labels: Labels, target: Labels) -> dict[str, str]:
+    """A case's expected labels; those of the default job become the target's."""
+    found = dict(labels)
+    if found.get("job") == JOB:
+        found.update(target)
+    return found
+
+
+def _inputs(
+    inputs: tuple[InputSeries, ...], until_seconds: int, target: Labels
+) -> list[dict[str, str]]:
     steps = until_seconds // STEP_SECONDS + 2
-    return [{"series": s.series, "values": s.values.replace("{n}", str(steps))} for s in inputs]
+    return [
+        {"series": retarget(s.series, target), "values": s.values.replace("{n}", str(steps))}
+        for s in inputs
+    ]
 
 
-def _firing_test(definition: AlertDefinition, case: Firing, interval: int) -> dict[str, Any]:
+def _firing_test(
+    definition: AlertDefinition, case: Firing, interval: int, target: Labels
+) -> dict[str, Any]:
     rule = definition.rule
     at = case.onset_seconds + rule.for_seconds
-    labels = {**rule.all_labels, **dict(case.labels)}
+    case_labels = _case_labels(case.labels, target)
+    labels = {**rule.all_labels, **case_labels}
     annotations = {
         **rule.annotations,
         # Templates see the expression's labels, not the ones the rule adds.
-        "description": render_template(rule.description, dict(case.labels), case.value),
+        "description": render_template(rule.description, case_labels, case.value),
     }
     checks: list[dict[str, Any]] = []
     if rule.for_seconds:
@@ -141,12 +172,12 @@ def _firing_test(definition: AlertDefinition, case: Firing, interval: int) -> di
     return {
         "name": f"{rule.alert} ({rule.severity}) fires: {case.name}",
         "interval": duration(STEP_SECONDS),
-        "input_series": _inputs(case.inputs, at),
+        "input_series": _inputs(case.inputs, at, target),
         "alert_rule_test": checks,
     }
 
 
-def _healthy_tests(definition: AlertDefinition) -> list[dict[str, Any]]:
+def _healthy_tests(definition: AlertDefinition, target: Labels) -> list[dict[str, Any]]:
     rule = definition.rule
     if not definition.healthy and rule.severity != "none":
         raise RuleError(f"alert {rule.alert}: no healthy case (only Watchdog may lack one)")
@@ -155,7 +186,7 @@ def _healthy_tests(definition: AlertDefinition) -> list[dict[str, Any]]:
         {
             "name": f"{rule.alert} ({rule.severity}) stays silent: {case.name}",
             "interval": duration(STEP_SECONDS),
-            "input_series": _inputs(case.inputs, max(times)),
+            "input_series": _inputs(case.inputs, max(times), target),
             "alert_rule_test": [
                 {"eval_time": duration(t), "alertname": rule.alert, "exp_alerts": []} for t in times
             ],
@@ -170,13 +201,15 @@ def unit_tests(
     rule_file: str,
     group_order: tuple[str, ...],
     evaluation_interval_seconds: int = STEP_SECONDS,
+    target: Labels = DEFAULT_TARGET,
 ) -> dict[str, Any]:
-    """The promtool test document for ``definitions`` against ``rule_file``."""
+    """The promtool test document for ``definitions`` against ``rule_file``; ``target``
+    labels (job and selectors) replace the default job on inputs and expected alerts."""
     tests: list[dict[str, Any]] = []
     for definition in definitions:
         for case in definition.firing:
-            tests.append(_firing_test(definition, case, evaluation_interval_seconds))
-        tests.extend(_healthy_tests(definition))
+            tests.append(_firing_test(definition, case, evaluation_interval_seconds, target))
+        tests.extend(_healthy_tests(definition, target))
     return {
         "rule_files": [rule_file],
         "evaluation_interval": duration(evaluation_interval_seconds),

@@ -13,14 +13,12 @@ from metrics import catalog
 from metrics.promql import (
     PROCESS_CPU,
     PROCESS_RESIDENT_MEMORY,
-    RULES,
     others,
     selector,
 )
 from rules.model import RecordingRule, RuleGroup
 from rules.params import RuleParams
 
-BY = "job, instance"
 WINDOW_SECONDS = 300  # the window of every `rate5m` series (scaled by the profile)
 
 API_REQUEST_RATE = f"instance:{catalog.API_REQUESTS.family}:rate5m"
@@ -64,8 +62,9 @@ def _rate(params: RuleParams, expr: str, seconds: int = WINDOW_SECONDS) -> str:
 
 
 def _quantiles(
-    params: RuleParams, record: str, quantiles: tuple[str, ...], bucket: str, by: str = BY
+    params: RuleParams, record: str, quantiles: tuple[str, ...], bucket: str, by: str = ""
 ) -> tuple[RecordingRule, ...]:
+    by = by or params.by
     inner = f"sum by ({by}, le) ({_rate(params, bucket)})"
     return tuple(
         RecordingRule(
@@ -80,11 +79,11 @@ def _quantiles(
 def _stale_ratio(params: RuleParams, window: str) -> RecordingRule:
     checks = catalog.TRACK_A_FRESHNESS_CHECKS
     seconds = SLO_WINDOW_SECONDS[window]
-    stale = _rate(params, selector(checks, RULES, result="stale"), seconds)
-    every = _rate(params, selector(checks, RULES), seconds)
+    stale = _rate(params, selector(checks, params.scope, result="stale"), seconds)
+    every = _rate(params, selector(checks, params.scope), seconds)
     return RecordingRule(
         record=FRESHNESS_STALE_RATIO[window],
-        expr=f"sum by ({BY}) ({stale}) / sum by ({BY}) ({every})",
+        expr=f"sum by ({params.by}) ({stale}) / sum by ({params.by}) ({every})",
     )
 
 
@@ -94,52 +93,55 @@ def recording_rules(params: RuleParams) -> tuple[RecordingRule, ...]:
     def rate(expr: str) -> str:
         return _rate(params, expr)
 
-    requests = selector(catalog.API_REQUESTS, RULES)
-    errors = selector(catalog.API_REQUESTS, RULES, outcome="error")
-    memory = selector(PROCESS_RESIDENT_MEMORY, RULES)
+    scope, by = params.scope, params.by
+    requests = selector(catalog.API_REQUESTS, params.scope)
+    errors = selector(catalog.API_REQUESTS, params.scope, outcome="error")
+    memory = selector(PROCESS_RESIDENT_MEMORY, params.scope)
     return (
-        RecordingRule(record=API_REQUEST_RATE, expr=f"sum by ({BY}) ({rate(requests)})"),
+        RecordingRule(record=API_REQUEST_RATE, expr=f"sum by ({params.by}) ({rate(requests)})"),
         RecordingRule(
             record=API_ERROR_RATIO,
-            expr=f"sum by ({BY}) ({rate(errors)}) / sum by ({BY}) ({rate(requests)})",
+            expr=f"sum by ({params.by}) ({rate(errors)}) / sum by ({params.by}) ({rate(requests)})",
         ),
         *_quantiles(
             params,
             API_LATENCY,
             API_QUANTILES,
-            selector(catalog.API_REQUEST_DURATION, RULES, "_bucket", endpoint=LATENCY_ENDPOINTS),
+            selector(
+                catalog.API_REQUEST_DURATION, params.scope, "_bucket", endpoint=LATENCY_ENDPOINTS
+            ),
         ),
         RecordingRule(
             record=SNAPSHOT_RATE,
-            expr=f"sum by ({BY}) ({rate(selector(catalog.TRACK_A_SNAPSHOTS, RULES))})",
+            expr=f"sum by ({by}) ({rate(selector(catalog.TRACK_A_SNAPSHOTS, scope))})",
         ),
         *_quantiles(
             params,
             COLLECTION_LATENCY,
             COLLECTION_QUANTILES,
-            selector(catalog.TRACK_A_COLLECTION_DURATION, RULES, "_bucket"),
+            selector(catalog.TRACK_A_COLLECTION_DURATION, params.scope, "_bucket"),
         ),
         RecordingRule(
             record=ITEM_RATE,
-            expr=f"sum by ({BY}) ({rate(selector(catalog.TRACK_B_ITEMS_RECEIVED, RULES))})",
+            expr=f"sum by ({by}) ({rate(selector(catalog.TRACK_B_ITEMS_RECEIVED, scope))})",
         ),
         *_quantiles(
             params,
             GAP_DETECTION_LATENCY,
             GAP_DETECTION_QUANTILES,
-            selector(catalog.GAP_DETECTION_DURATION, RULES, "_bucket"),
+            selector(catalog.GAP_DETECTION_DURATION, params.scope, "_bucket"),
         ),
         *_quantiles(
             params,
             LIMITER_DELAY,
             LIMITER_QUANTILES,
-            selector(catalog.RATE_LIMIT_DELAY_DURATION, RULES, "_bucket"),
-            by=f"{BY}, lane",
+            selector(catalog.RATE_LIMIT_DELAY_DURATION, params.scope, "_bucket"),
+            by=f"{params.by}, lane",
         ),
         *(_stale_ratio(params, window) for window in SLO_WINDOWS),
         RecordingRule(
             record=CPU_RATE,
-            expr=f"sum by ({BY}) ({rate(selector(PROCESS_CPU, RULES))})",
+            expr=f"sum by ({params.by}) ({rate(selector(PROCESS_CPU, params.scope))})",
         ),
         RecordingRule(
             record=MEMORY_LIMIT_RATIO,
@@ -147,8 +149,8 @@ def recording_rules(params: RuleParams) -> tuple[RecordingRule, ...]:
         ),
         RecordingRule(
             record=STORAGE_QUEUE_FILL,
-            expr=f"{selector(catalog.STORAGE_QUEUE_DEPTH, RULES)} / on ({BY}) "
-            f"{selector(catalog.STORAGE_QUEUE_CAPACITY, RULES)}",
+            expr=f"{selector(catalog.STORAGE_QUEUE_DEPTH, params.scope)} / on ({params.by}) "
+            f"{selector(catalog.STORAGE_QUEUE_CAPACITY, params.scope)}",
         ),
     )
 

@@ -78,6 +78,7 @@ def render_rule_files(params: RuleParams) -> dict[str, str]:
             definitions,
             rule_file=RULES_PATH.rsplit("/", 1)[1],
             group_order=tuple(g.name for g in groups),
+            target=params.target_labels,
         )
         files[TESTS_PATH] = dump_yaml(tests)
     return files

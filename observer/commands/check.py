@@ -1,4 +1,5 @@
-"""``observer check [DIR]``: validate a generated stack folder; non-zero exit on any problem."""
+"""``observer check [DIR] [--config stack.yaml]``: validate a generated stack folder against
+the configuration that made it; non-zero exit on any problem."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import sys
 from pathlib import Path
 
 from observer.stack.checks import run_checks
+from observer.stack.config import load_stack_config
 
 DEFAULT_DIR = Path("compose")
 
@@ -21,6 +23,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"folder written by `observer generate` (default: {DEFAULT_DIR}/)",
     )
     parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="the stack configuration DIR was generated with (default: the defaults)",
+    )
+    parser.add_argument(
         "--no-tools",
         dest="tools",
         action="store_false",
@@ -33,7 +41,10 @@ def main(args: argparse.Namespace) -> int:
     if not directory.is_dir():
         print(f"observer check: {directory} is not a folder", file=sys.stderr)
         return 1
-    report, problems = run_checks(directory, tools=args.tools)
+    config = None if args.config is None else load_stack_config(args.config)
+    report, problems = run_checks(
+        directory, tools=args.tools, config=config, config_path=args.config
+    )
     for line in report:
         print(line)
     for line in problems:

@@ -1,4 +1,5 @@
-"""Generated reference docs: ``docs/metrics.md`` from the catalog, ``docs/config.schema.json``.
+"""Generated reference docs: ``docs/metrics.md`` from the catalog, ``docs/config.schema.json``
+and ``docs/stack.schema.json`` (the stack configuration of ``observer generate --config``).
 
 ``python -m observer.commands.docs [DIR]`` rewrites both (default ``docs/``); a test fails when
 the committed files differ from what this module renders.
@@ -12,6 +13,7 @@ from pathlib import Path
 from metrics import catalog
 from metrics.catalog import MetricSpec
 from observer.config import render_json_schema
+from observer.stack.config import render_json_schema as render_stack_schema
 
 HEADER = """# Metrics
 
@@ -68,7 +70,11 @@ def render_metrics_doc() -> str:
 
 
 def rendered_docs() -> dict[str, str]:
-    return {"metrics.md": render_metrics_doc(), "config.schema.json": render_json_schema()}
+    return {
+        "metrics.md": render_metrics_doc(),
+        "config.schema.json": render_json_schema(),
+        "stack.schema.json": render_stack_schema(),
+    }
 
 
 def main(argv: list[str]) -> int:

@@ -1,8 +1,11 @@
 """Validation of a generated stack folder: each check returns problem lines, empty when fine.
 
-Pure parsing checks always run; checks that need a binary (``promtool``,
-``docker-compose``) report that they were skipped when it is not installed,
-so ``observer check`` says exactly what it verified.
+The folder is compared with what the stack configuration that made it renders
+(the defaults when none is given). Files missing stop the check there: the
+report names them and says the rest was skipped. Pure parsing checks always run;
+checks that need a binary (``promtool``, ``docker-compose``) report that they
+were skipped when it is not installed, so ``observer check`` says exactly what
+it verified.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import shutil
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import yaml
@@ -21,17 +25,49 @@ import dashboards
 import rules
 from observer.stack import compose, layout
 from observer.stack import files as stack_files
+from observer.stack.config import StackConfig
 
 COMMAND_TIMEOUT_SECONDS = 60.0
 
 
 @dataclass(frozen=True, slots=True)
 class Check:
-    """A named check of a folder; ``needs`` is the binary it runs, if any."""
+    """A named check of a folder; ``needs`` is the binary it runs, if any; a failed
+    ``gate`` skips the checks after it."""
 
     name: str
     run: Callable[[Path], list[str]]
     needs: str | None = None
+    gate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Expected:
+    """What the folder should hold: the rendered files and how to regenerate them."""
+
+    files: dict[str, str]
+    regenerate: str
+
+
+def expected_files(
+    directory: Path, config: StackConfig | None, config_path: Path | None
+) -> Expected:
+    """The files ``observer generate`` would write into ``directory`` for ``config``."""
+    command = f"observer generate --out {directory}"
+    if config_path is not None:
+        command += f" --config {config_path}"
+    files = stack_files.render_files(config=config, out_dir=directory)
+    return Expected(files=files, regenerate=command)
+
+
+def files_present(expected: Expected, directory: Path) -> list[str]:
+    """Every file the configuration makes is there."""
+    missing = [relative for relative in expected.files if not (directory / relative).is_file()]
+    if not missing:
+        return []
+    if len(missing) == len(expected.files):
+        return [f"no generated file in {directory}; run `{expected.regenerate}`"]
+    return [f"{relative}: missing; run `{expected.regenerate}`" for relative in missing]
 
 
 def parse_files(directory: Path) -> list[str]:
@@ -64,16 +100,45 @@ def dashboard_lint(directory: Path) -> list[str]:
     return problems
 
 
-def up_to_date(directory: Path) -> list[str]:
-    """Every file the builders write is present and identical (``observer generate`` fixes it)."""
+def up_to_date(expected: Expected, directory: Path) -> list[str]:
+    """Every file is what the configuration makes (drift against it, not the defaults)."""
     problems = []
-    for relative, text in stack_files.render_files().items():
+    for relative, text in expected.files.items():
         path = directory / relative
-        if not path.is_file():
-            problems.append(f"{relative}: missing; run `observer generate --out {directory}`")
-        elif path.read_text(encoding="utf-8") != text:
-            problems.append(f"{relative}: differs from the builders; run `observer generate`")
+        if path.is_file() and path.read_text(encoding="utf-8") != text:
+            problems.append(
+                f"{relative}: differs from what the configuration makes; "
+                f"run `{expected.regenerate}`"
+            )
     return problems
+
+
+def build_context(directory: Path) -> list[str]:
+    """compose's build context holds the Dockerfile it names."""
+    path = directory / layout.COMPOSE_FILE
+    document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    problems = []
+    for name, service in sorted((document.get("services") or {}).items()):
+        build = service.get("build")
+        if not isinstance(build, dict):
+            continue
+        context = (directory / str(build.get("context", "."))).resolve()
+        dockerfile = context / str(build.get("dockerfile", "Dockerfile"))
+        if not dockerfile.is_file():
+            problems.append(
+                f"{layout.COMPOSE_FILE}: service {name} builds from {context}, which has no "
+                f"{dockerfile.name}; set compose.build_context in the stack configuration"
+            )
+    return problems
+
+
+def secret_files(config: StackConfig, _directory: Path) -> list[str]:
+    """The files Alertmanager reads receiver secrets from exist (their content is not read)."""
+    return [
+        f"{layout.ALERTMANAGER_CONFIG}: secret file {path} does not exist"
+        for path in config.secret_files()
+        if not path.is_file()
+    ]
 
 
 def compose_shape(directory: Path) -> list[str]:
@@ -141,11 +206,27 @@ def compose_config(directory: Path) -> list[str]:
     return _run(["docker-compose", "-f", layout.COMPOSE_FILE, "config", "--quiet"], directory, env)
 
 
-def all_checks() -> list[Check]:
+def _against(
+    check: Callable[[Expected, Path], list[str]],
+    expected: Expected | None,
+    config: StackConfig | None,
+) -> Callable[[Path], list[str]]:
+    """``check`` of a folder against ``expected`` (None: what ``config`` renders for it)."""
+
+    def run(directory: Path) -> list[str]:
+        return check(expected or expected_files(directory, config, None), directory)
+
+    return run
+
+
+def all_checks(expected: Expected | None = None, config: StackConfig | None = None) -> list[Check]:
     return [
+        Check("files present", _against(files_present, expected, config), gate=True),
         Check("files parse", parse_files),
-        Check("generated files up to date", up_to_date),
+        Check("generated files up to date", _against(up_to_date, expected, config)),
         Check("compose shape", compose_shape),
+        Check("compose build context", build_context),
+        Check("receiver secret files", partial(secret_files, config or StackConfig())),
         Check("dashboard lint", dashboard_lint),
         Check("docker-compose config", compose_config, needs="docker-compose"),
         Check("promtool check config", promtool_config, needs="promtool"),
@@ -158,15 +239,27 @@ def all_checks() -> list[Check]:
 
 
 def run_checks(
-    directory: Path, checks: list[Check] | None = None, *, tools: bool = True
+    directory: Path,
+    checks: list[Check] | None = None,
+    *,
+    tools: bool = True,
+    config: StackConfig | None = None,
+    config_path: Path | None = None,
 ) -> tuple[list[str], list[str]]:
-    """Run ``checks`` on ``directory``: (report lines, problem lines).
+    """Run ``checks`` (default: all, against ``config``) on ``directory``: (report, problems).
 
-    ``tools=False`` skips the checks that run a binary (they take seconds).
+    ``tools=False`` skips the checks that run a binary (they take seconds). A failed gate
+    check (files missing) reports every later check as skipped.
     """
     report: list[str] = []
     problems: list[str] = []
-    for check in checks if checks is not None else all_checks():
+    if checks is None:
+        checks = all_checks(expected_files(directory, config, config_path), config)
+    gated = ""
+    for check in checks:
+        if gated:
+            report.append(f"skipped  {check.name} ({gated})")
+            continue
         if check.needs and not tools:
             report.append(f"skipped  {check.name} (--no-tools)")
             continue
@@ -176,4 +269,6 @@ def run_checks(
         found = check.run(directory)
         problems += found
         report.append(f"{'FAILED' if found else 'ok':8} {check.name}")
+        if found and check.gate:
+            gated = f"{check.name} failed"
     return report, problems

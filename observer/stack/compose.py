@@ -3,11 +3,17 @@
 Every service has a healthcheck; Prometheus and Grafana keep their data in
 named volumes; only the four UI/API ports are published. Grafana's admin
 password comes from ``GF_ADMIN_PASSWORD`` with no default: compose refuses to
-start without it. Paths are relative to ``compose/``, where the file lives.
+start without it. Paths are relative to the folder the file lives in; the
+build context is the folder holding Observer's Dockerfile (``..`` for the
+committed ``compose/``). Files a stack configuration names (receiver secrets,
+a file_sd list) are mounted read-only at their own absolute path, so the
+generated configs name one path that holds natively and in the containers.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from observer.stack import layout
@@ -47,13 +53,29 @@ def _port(port: int, *, host: str = LOOPBACK) -> str:
     return f"{host}:{port}:{port}" if host else f"{port}:{port}"
 
 
-def observer_service() -> dict[str, Any]:
+DEFAULT_BUILD_CONTEXT = ".."
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ComposeParams:
+    """Where compose builds Observer from, and host files mounted into the services."""
+
+    build_context: str = DEFAULT_BUILD_CONTEXT
+    prometheus_files: tuple[str, ...] = ()
+    alertmanager_files: tuple[str, ...] = ()
+
+
+def _same_path_mounts(paths: Sequence[str]) -> list[str]:
+    return [f"{path}:{path}:ro" for path in dict.fromkeys(paths)]
+
+
+def observer_service(build_context: str = DEFAULT_BUILD_CONTEXT) -> dict[str, Any]:
     probe = (
         "import urllib.request; "
         f"urllib.request.urlopen('http://127.0.0.1:{layout.OBSERVER_PORT}/healthz', timeout=4)"
     )
     return {
-        "build": {"context": "..", "dockerfile": "Dockerfile"},
+        "build": {"context": build_context, "dockerfile": "Dockerfile"},
         "image": OBSERVER_IMAGE,
         # The bundled simulator is the default provider; the exporter listens on every
         # interface inside the container so Prometheus can reach it by service name.
@@ -64,7 +86,7 @@ def observer_service() -> dict[str, Any]:
     }
 
 
-def prometheus_service() -> dict[str, Any]:
+def prometheus_service(files: Sequence[str] = ()) -> dict[str, Any]:
     port = layout.PROMETHEUS_PORT
     return {
         "image": PROMETHEUS_IMAGE,
@@ -74,7 +96,11 @@ def prometheus_service() -> dict[str, Any]:
             "--storage.tsdb.retention.time=15d",
             f"--web.listen-address=:{port}",
         ],
-        "volumes": ["./prometheus:/etc/prometheus:ro", "prometheus-data:/prometheus"],
+        "volumes": [
+            "./prometheus:/etc/prometheus:ro",
+            "prometheus-data:/prometheus",
+            *_same_path_mounts(files),
+        ],
         "ports": [_port(port)],
         "depends_on": ["alertmanager"],
         "restart": "unless-stopped",
@@ -82,7 +108,7 @@ def prometheus_service() -> dict[str, Any]:
     }
 
 
-def alertmanager_service() -> dict[str, Any]:
+def alertmanager_service(files: Sequence[str] = ()) -> dict[str, Any]:
     port = layout.ALERTMANAGER_PORT
     return {
         "image": ALERTMANAGER_IMAGE,
@@ -93,7 +119,7 @@ def alertmanager_service() -> dict[str, Any]:
             # One instance: no gossip port to bind or publish.
             "--cluster.listen-address=",
         ],
-        "volumes": ["./alertmanager:/etc/alertmanager:ro"],
+        "volumes": ["./alertmanager:/etc/alertmanager:ro", *_same_path_mounts(files)],
         "ports": [_port(port)],
         "restart": "unless-stopped",
         "healthcheck": _healthcheck(_wget(f"http://127.0.0.1:{port}/-/ready")),
@@ -124,17 +150,17 @@ def grafana_service() -> dict[str, Any]:
     }
 
 
-def build_compose() -> dict[str, Any]:
+def build_compose(params: ComposeParams = ComposeParams()) -> dict[str, Any]:
     return {
         "services": {
-            "observer": observer_service(),
-            "prometheus": prometheus_service(),
-            "alertmanager": alertmanager_service(),
+            "observer": observer_service(params.build_context),
+            "prometheus": prometheus_service(params.prometheus_files),
+            "alertmanager": alertmanager_service(params.alertmanager_files),
             "grafana": grafana_service(),
         },
         "volumes": {"prometheus-data": {}, "grafana-data": {}},
     }
 
 
-def render_files() -> dict[str, str]:
-    return {layout.COMPOSE_FILE: layout.dump_yaml(build_compose())}
+def render_files(params: ComposeParams = ComposeParams()) -> dict[str, str]:
+    return {layout.COMPOSE_FILE: layout.dump_yaml(build_compose(params))}

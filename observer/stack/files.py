@@ -3,7 +3,8 @@
 A registry of renderers, each returning ``{relative path: text}``: the stack's
 own (compose, Grafana provisioning), the dashboards and the rules packages';
 ``prometheus.yml`` is built last because it lists the rule files the others
-wrote. ``observer generate`` writes the result; the native runner and the
+wrote. ``observer generate`` writes the result, adapted by a stack configuration
+(``observer.stack.config``) when one is given; the native runner and the
 end-to-end tests use the ``e2e`` profile of the same builders.
 """
 
@@ -16,7 +17,12 @@ from typing import Literal
 import dashboards
 import rules
 from observer.errors import ObserverError
-from observer.stack import compose, grafana, layout, prometheus
+from observer.stack import adapt, compose, grafana, layout, prometheus
+from observer.stack.config import StackConfig
+from rules.render import render_rule_files
+from rules.runbook import render_runbook
+
+RUNBOOK_PATH = "runbook.md"
 
 Profile = Literal["default", "e2e"]
 Renderer = Callable[[], dict[str, str]]
@@ -32,28 +38,48 @@ def _rules(profile: Profile, webhook_url: str | None) -> dict[str, str]:
     return rules.render_files(profile, webhook_url=webhook_url)
 
 
-def renderers(profile: Profile = "default", *, webhook_url: str | None = None) -> list[Renderer]:
-    """The renderers of ``profile``; the e2e profile needs no compose or Grafana files."""
-    found: list[Renderer] = [lambda: _rules(profile, webhook_url)]
+def _configured(config: StackConfig, out_dir: Path | None) -> list[Renderer]:
+    """The default profile's renderers, adapted by ``config``."""
+    params = adapt.rule_params(config)
+    profile = adapt.prometheus_profile(config)
+    compose_params = adapt.compose_params(config, out_dir)
+    return [
+        lambda: render_rule_files(params),
+        lambda: {RUNBOOK_PATH: render_runbook(params)},
+        lambda: compose.render_files(compose_params),
+        lambda: grafana.render_files(profile),
+        lambda: dashboards.render_files(adapt.dashboard_params(config)),
+    ]
+
+
+def render_files(
+    profile: Profile = "default",
+    *,
+    webhook_url: str | None = None,
+    config: StackConfig | None = None,
+    out_dir: Path | None = None,
+) -> dict[str, str]:
+    """Every file of ``profile``, sorted by path; GenerateError on a path clash.
+
+    The default profile follows ``config`` (None: the defaults) and writes the compose
+    build context as seen from ``out_dir`` (None: the committed ``compose/``); the e2e
+    profile is the built-in stack with alerts sent to ``webhook_url``. ConfigError when
+    the configuration names an unknown alert or an impossible value.
+    """
     if profile == "default":
-        found += [compose.render_files, _grafana_default, dashboards.render_files]
-    return found
-
-
-def _grafana_default() -> dict[str, str]:
-    return grafana.render_files(prometheus.COMPOSE)
-
-
-def render_files(profile: Profile = "default", *, webhook_url: str | None = None) -> dict[str, str]:
-    """Every file of ``profile``, sorted by path; GenerateError on a path clash."""
+        config = config or StackConfig()
+        found = _configured(config, out_dir)
+        prometheus_profile = adapt.prometheus_profile(config)
+    else:
+        found = [lambda: _rules(profile, webhook_url)]
+        prometheus_profile = prometheus.E2E
     files: dict[str, str] = {}
-    for render in renderers(profile, webhook_url=webhook_url):
+    for render in found:
         for path, text in render().items():
             _check_path(path)
             if path in files:
                 raise GenerateError(f"two renderers write {path}")
             files[path] = text
-    prometheus_profile = prometheus.COMPOSE if profile == "default" else prometheus.E2E
     files[layout.PROMETHEUS_CONFIG] = prometheus.render(prometheus_profile, files)
     return dict(sorted(files.items()))
 

@@ -31,6 +31,10 @@ class PrometheusProfile:
     observer_target: str = f"observer:{layout.OBSERVER_PORT}"
     alertmanager_target: str = f"alertmanager:{layout.ALERTMANAGER_PORT}"
     environment: str = "compose"
+    job: str = layout.OBSERVER_JOB
+    targets: tuple[str, ...] = ()  # empty: observer_target alone
+    target_labels: tuple[tuple[str, str], ...] = ()  # the rules' extra selectors
+    file_sd: str | None = None  # a file_sd file instead of static targets
 
 
 COMPOSE = PrometheusProfile()
@@ -63,6 +67,15 @@ def rule_paths(generated_paths: Iterable[str]) -> list[str]:
     )
 
 
+def _targets(profile: PrometheusProfile) -> dict[str, Any]:
+    if profile.file_sd is not None:
+        return {"file_sd_configs": [{"files": [profile.file_sd]}]}
+    static: dict[str, Any] = {"targets": list(profile.targets or (profile.observer_target,))}
+    if profile.target_labels:
+        static["labels"] = dict(profile.target_labels)
+    return {"static_configs": [static]}
+
+
 def build_config(profile: PrometheusProfile, rule_files: Iterable[str]) -> dict[str, Any]:
     """The configuration as a dict in the order it is written."""
     scrape = duration(profile.scrape_interval_seconds)
@@ -81,10 +94,10 @@ def build_config(profile: PrometheusProfile, rule_files: Iterable[str]) -> dict[
         "rule_files": list(rule_files),
         "scrape_configs": [
             {
-                "job_name": layout.OBSERVER_JOB,
+                "job_name": profile.job,
                 "scrape_interval": scrape,
                 "metrics_path": "/metrics",
-                "static_configs": [{"targets": [profile.observer_target]}],
+                **_targets(profile),
             },
         ],
     }
@@ -105,19 +118,26 @@ def rewrite(
 
     Relative rule files become absolute paths under ``base_dir`` (the folder
     the generated file came from) when it is given, so the rewritten
-    configuration can live anywhere. Raises PrometheusConfigError when the
-    text lacks the observer job or the Alertmanager section.
+    configuration can live anywhere. The scrape job (its name is the stack
+    configuration's) keeps its target labels; a file_sd list gives way to the
+    target. Raises PrometheusConfigError when the text lacks a scrape job or
+    the Alertmanager section.
     """
     config = yaml.safe_load(text)
     try:
-        jobs = [job for job in config["scrape_configs"] if job["job_name"] == layout.OBSERVER_JOB]
+        jobs = list(config["scrape_configs"])
         managers = config["alerting"]["alertmanagers"]
     except (KeyError, TypeError) as exc:
         raise PrometheusConfigError(f"prometheus.yml lacks {exc}") from exc
     if not jobs or not managers:
-        raise PrometheusConfigError("prometheus.yml has no observer job or no Alertmanager")
+        raise PrometheusConfigError("prometheus.yml has no scrape job or no Alertmanager")
     for job in jobs:
-        job["static_configs"] = [{"targets": [observer_target]}]
+        labels = [static.get("labels") for static in job.get("static_configs") or []]
+        job.pop("file_sd_configs", None)
+        static = {"targets": [observer_target]}
+        if labels and labels[0]:
+            static["labels"] = labels[0]
+        job["static_configs"] = [static]
     config["alerting"]["alertmanagers"] = [{"static_configs": [{"targets": [alertmanager_target]}]}]
     if base_dir is not None:
         config["rule_files"] = [str(base_dir / path) for path in config.get("rule_files") or []]

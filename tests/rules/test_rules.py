@@ -18,7 +18,7 @@ from metrics.promql import known_metric_names
 from rules import recording
 from rules.check import check_files, untested_alerts
 from rules.model import AlertRule, RecordingRule, RuleError
-from rules.params import DEFAULT, E2E, ProfileError, RuleParams
+from rules.params import DEFAULT, DEFAULT_RUNBOOK_BASE_URL, E2E, ProfileError, RuleParams
 from rules.promtest import unit_tests
 from rules.render import (
     ALERTMANAGER_PATH,
@@ -204,7 +204,8 @@ def test_annotations_are_complete_and_link_to_runbook_sections() -> None:
         assert rule.severity in ("critical", "warning", "none")
         assert "{{" in rule.description and "{{" not in rule.summary
         base, _, anchor = rule.runbook_url.partition("#")
-        assert base == "docs/runbook.md" and "#" + anchor in anchors, rule.alert
+        assert base == DEFAULT_RUNBOOK_BASE_URL and "#" + anchor in anchors, rule.alert
+        assert base.startswith("https://"), "runbook links are absolute"
 
 
 def test_runbook_is_up_to_date() -> None:

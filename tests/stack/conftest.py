@@ -21,5 +21,5 @@ def requires(binary: str) -> pytest.MarkDecorator:
 def generated(tmp_path: Path) -> Path:
     """A fresh ``observer generate`` output in a temporary folder."""
     out = tmp_path / "compose"
-    stack_files.write_files(stack_files.render_files(), out)
+    stack_files.write_files(stack_files.render_files(out_dir=out), out)
     return out

@@ -46,7 +46,7 @@ def test_a_hand_edited_file_is_reported_as_out_of_date(
     path.write_text(path.read_text().replace("15s", "30s"))
     code, _out, err = _check(generated, capsys, "--no-tools")
     assert code == 1
-    assert f"problem: {layout.PROMETHEUS_CONFIG}: differs from the builders" in err
+    assert f"problem: {layout.PROMETHEUS_CONFIG}: differs from what the configuration makes" in err
 
 
 def test_a_missing_file_is_reported(generated: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -9,7 +9,7 @@ import pytest
 from observer import cli
 from observer.stack import files as stack_files
 from observer.stack import layout
-from tests.stack.conftest import COMMITTED
+from tests.stack.conftest import COMMITTED, REPO
 
 
 def test_committed_compose_folder_is_exactly_what_generate_writes(tmp_path: Path) -> None:
@@ -18,6 +18,11 @@ def test_committed_compose_folder_is_exactly_what_generate_writes(tmp_path: Path
     fresh = stack_files.read_files(out)
     committed = stack_files.read_files(COMMITTED)
     assert sorted(fresh) == sorted(committed), "run `make generate` and commit compose/"
+    # Outside the source tree the build context is its absolute path; in compose/, "..".
+    compose_text = fresh[layout.COMPOSE_FILE]
+    assert f"context: {REPO}\n" in compose_text
+    fresh[layout.COMPOSE_FILE] = compose_text.replace(f"context: {REPO}\n", "context: ..\n")
+    assert stack_files.render_files(out_dir=COMMITTED) == committed
     changed = [path for path in fresh if fresh[path] != committed[path]]
     assert changed == [], f"run `make generate` and commit compose/: {changed} differ"
 
