@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -22,6 +23,7 @@ from observer.errors import ConfigError
 
 ENV_PREFIX = "OBSERVER_"
 ENV_NESTING = "__"
+LINK_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 
 
 class _Section(BaseModel):
@@ -63,11 +65,28 @@ class ExporterSettings(_Section):
         description="Seconds a connection may wait for its next request (keep-alive) before it "
         "is closed; also bounds the time to send a later request head.",
     )
+    links: dict[str, str] = Field(
+        {},
+        description="Links the status page shows, name → http(s) URL as a browser reaches it "
+        "(e.g. grafana: http://localhost:3000); observer run --with-stack adds prometheus and "
+        "alertmanager itself.",
+    )
 
     @field_validator("listen")
     @classmethod
     def _host_port(cls, value: str) -> str:
         parse_listen(value)
+        return value
+
+    @field_validator("links")
+    @classmethod
+    def _http_links(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, url in value.items():
+            if not LINK_NAME.fullmatch(name):
+                raise ValueError(f"link name {name!r}: lower-case letters, digits, - and _")
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise ValueError(f"link {name!r}: an http:// or https:// URL, got {url!r}")
         return value
 
 

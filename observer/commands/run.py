@@ -157,6 +157,8 @@ async def _serve(
     metrics = Metrics(new_registry(), version=__version__)
     readiness = Readiness()
     status = StatusBoard()
+    for name, url in settings.exporter.links.items():
+        status.link(name, url)
     server = ExporterServer(
         metrics,
         readiness=readiness,

@@ -21,6 +21,7 @@ pytestmark = pytest.mark.slow
 async def test_default_run_observes_the_embedded_simulator(tmp_path: Path) -> None:
     env = os.environ | {"OBSERVER_SIM__SYMBOLS": "40", "OBSERVER_RATE_LIMIT__RATE_PER_SECOND": "40"}
     env = env | {"OBSERVER_SIM__RATE_LIMIT": "40"}
+    env = env | {"OBSERVER_EXPORTER__LINKS__GRAFANA": "http://127.0.0.1:3000"}
     started = time.monotonic()
     process = await asyncio.create_subprocess_exec(
         *(sys.executable, "-m", "observer", "run", "--listen", "127.0.0.1:0"),
@@ -47,6 +48,9 @@ async def test_default_run_observes_the_embedded_simulator(tmp_path: Path) -> No
                     break
                 await asyncio.sleep(0.05)
             assert ready == 200
+            async with http.get(url + "/api/summary") as response:
+                links = (await response.json())["links"]  # the status page's, as configured
+            assert links["grafana"] == "http://127.0.0.1:3000"
     finally:
         process.send_signal(signal.SIGINT)
         code = await asyncio.wait_for(process.wait(), timeout=30)

@@ -60,6 +60,9 @@ def test_settings_are_frozen() -> None:
         ("log:\n  progress_seconds: .inf\n", r"log\.progress_seconds = inf: "),
         ("log:\n  progress_seconds: soon\n", r"log\.progress_seconds = 'soon': "),
         ("log:\n  progres_seconds: 5\n", r"log: Additional properties .*'progres_seconds'"),
+        ("exporter:\n  links: {grafana: 'javascript:alert(1)'}\n", r"exporter\.links.*http://"),
+        ("exporter:\n  links: {grafana: localhost:3000}\n", r"exporter\.links.*http://"),
+        ("exporter:\n  links: {'Bad Name': 'http://x'}\n", r"exporter\.links.*link name"),
         ("- a list\n", r"top level must be a mapping"),
         ("track_b: [\n", r"not valid YAML"),
     ],
@@ -72,6 +75,11 @@ def test_bad_files_name_the_key_and_the_reason(tmp_path: Path, text: str, expect
 def test_bad_environment_value_is_named() -> None:
     with pytest.raises(ConfigError, match=r"sim\.symbols = 0"):
         load_settings(environ={"OBSERVER_SIM__SYMBOLS": "0"})
+
+
+def test_status_page_links_from_the_environment() -> None:
+    settings = load_settings(environ={"OBSERVER_EXPORTER__LINKS__GRAFANA": "http://localhost:3000"})
+    assert settings.exporter.links == {"grafana": "http://localhost:3000"}
 
 
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
