@@ -96,7 +96,7 @@ def _write_errors(params: RuleParams) -> AlertDefinition:
 
 
 def _unavailable(params: RuleParams) -> AlertDefinition:
-    available = selector(catalog.STORAGE_AVAILABLE, RULES)
+    available = selector(catalog.STORAGE_AVAILABLE, params.scope)
     return AlertDefinition(
         rule=alert(
             params,
