@@ -18,6 +18,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "generate": ("observer.commands.generate", "write dashboards, rules and the stack config"),
     "check": ("observer.commands.check", "validate what generate wrote"),
     "stack": ("observer.commands.stack", "run Prometheus and Alertmanager natively"),
+    "db": ("observer.commands.db", "look at the store, migrate its schema, copy it elsewhere"),
 }
 
 

@@ -276,7 +276,8 @@ class PostgresBackend:
         self._connection: psycopg.Connection[Any] | None = None
         try:
             self._connection = self._connect()
-            self.schema_version = self._migrate(self._connection)
+            self.migrated_from = self._migrate(self._connection)  # the version found
+            self.schema_version = max(self.migrated_from, SCHEMA_VERSION)
             self._load_partitions(self._connection)
         except psycopg.Error as exc:
             self.close()
@@ -316,7 +317,8 @@ class PostgresBackend:
         return connection
 
     def _migrate(self, connection: psycopg.Connection[Any]) -> int:
-        """Create or upgrade the schema; several Observers starting at once take turns."""
+        """Create or upgrade the schema (several Observers starting at once take turns);
+        returns the version found (0: a new database)."""
         with connection.transaction():
             connection.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (SCHEMA_LOCK,))
             exists = connection.execute("SELECT to_regclass('schema_version') IS NOT NULL")
@@ -332,7 +334,7 @@ class PostgresBackend:
                     connection.execute(statement)
                 connection.execute("DELETE FROM schema_version")
                 connection.execute("INSERT INTO schema_version VALUES (%s)", (SCHEMA_VERSION,))
-        return max(found, SCHEMA_VERSION)
+        return found
 
     def _load_partitions(self, connection: psycopg.Connection[Any]) -> None:
         for _parent, child in connection.execute(PARTITIONS, (list(TABLES),)):

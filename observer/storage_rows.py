@@ -65,6 +65,7 @@ class Backend(Protocol):
     """
 
     name: str  # "sqlite" or "postgresql"
+    migrated_from: int  # the schema version found when it was opened (0: a new database)
 
     def write_batch(self, batch: Sequence[Record], alive_at: float | None = None) -> dict[str, int]:
         """Commit ``batch`` all or nothing; new rows by kind (``ROW_KINDS``).

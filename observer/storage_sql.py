@@ -146,6 +146,14 @@ def schema_version(connection: sqlite3.Connection) -> int:
     return 1 if tables & set(TABLES) else 0
 
 
+def _version_of(path: Path) -> int:
+    """The schema version of the file at ``path`` (0 when it does not exist yet)."""
+    if not path.exists():
+        return 0
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as connection:
+        return schema_version(connection)
+
+
 def migrate(connection: sqlite3.Connection, where: str) -> int:
     """Bring the schema to ``SCHEMA_VERSION`` in one transaction; returns the version found."""
     found = schema_version(connection)
@@ -502,6 +510,7 @@ class SqliteBackend:
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
+            self.migrated_from = _version_of(path)  # the version before this open
             self.connection = connect(path)
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open database {path}: {exc}") from exc

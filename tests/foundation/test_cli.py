@@ -20,9 +20,9 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
 def test_help_lists_every_subcommand() -> None:
     result = run_cli("--help")
     assert result.returncode == 0
-    for name in ("run", "sim", "generate", "check", "stack"):
+    for name in ("run", "sim", "generate", "check", "stack", "db"):
         assert name in result.stdout
-    assert set(SUBCOMMANDS) == {"run", "sim", "generate", "check", "stack"}
+    assert set(SUBCOMMANDS) == {"run", "sim", "generate", "check", "stack", "db"}
 
 
 def test_every_subcommand_has_its_own_help() -> None:
