@@ -1,10 +1,14 @@
 """``observer sim``: run the KIS-compatible simulated exchange alone until SIGINT/SIGTERM.
 
-Prints the bound REST and WebSocket URLs (port 0 picks free ports) on two
-lines, ``rest_url http://…`` and ``ws_url ws://…``, then serves. Credentials:
-``--app-key``/``--app-secret`` or ``KIS_APP_KEY``/``KIS_APP_SECRET`` restrict
-the exchange to that one pair (neither value is ever printed); otherwise any
-key of 36 characters with a secret of 180 is accepted.
+Prints on stdout, one ``name value`` a line: the bound REST and WebSocket URLs
+(port 0 picks free ports) as ``rest_url http://…`` and ``ws_url ws://…``; a
+credential pair it accepts, ``app_key …`` and ``app_secret …`` (or
+``credentials restricted`` when restricted); and ``symbol …``, a liquid listed
+share to try first. Then serves. Credentials: ``--app-key``/``--app-secret`` or
+``KIS_APP_KEY``/``KIS_APP_SECRET`` restrict the exchange to that one pair
+(neither value is ever printed); otherwise any key of 36 characters with a
+secret of 180 is accepted, each with its own limits and session (the printed
+pair is one such, the same on every start; it is no secret).
 """
 
 from __future__ import annotations
@@ -18,12 +22,20 @@ import sys
 
 from observer.commands import add_config_argument, settings_from_args
 from observer.config import SimSettings
-from observer.credentials import ENV_APP_KEY, ENV_APP_SECRET, validate
+from observer.credentials import (
+    APP_KEY_LENGTH,
+    APP_SECRET_LENGTH,
+    ENV_APP_KEY,
+    ENV_APP_SECRET,
+    demo_credentials,
+    validate,
+)
 from observer.errors import CredentialsError
 from observer.sim import SimExchange
 
 DEFAULT_LISTEN = "127.0.0.1:8080"
 DEFAULT_WS_LISTEN = "127.0.0.1:8081"
+DEMO_LABEL = "observer sim"  # the printed pair: demo_credentials of this label
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -104,10 +116,23 @@ async def _serve(args: argparse.Namespace) -> int:
         ) as sim:
             print(f"rest_url {sim.rest_url}", flush=True)
             print(f"ws_url {sim.ws_url}", flush=True)
+            if app_key is None:
+                pair = demo_credentials(DEMO_LABEL)
+                print(f"app_key {pair.app_key}", flush=True)
+                print(f"app_secret {pair.app_secret}", flush=True)
+                rule = (
+                    f"any app key of {APP_KEY_LENGTH} characters with an app secret of "
+                    f"{APP_SECRET_LENGTH} is accepted (the pair above is one)"
+                )
+            else:
+                print("credentials restricted", flush=True)
+                rule = "only the configured app key and secret are accepted"
+            symbol = sim.liquid_symbol()
+            print(f"symbol {symbol}", flush=True)
             print(
                 f"observer sim: {settings.symbols} symbols, seed {settings.seed}, "
                 f"{settings.rate_limit:g}/s {settings.rate_window}, speed {settings.speed:g}; "
-                "Ctrl-C to stop",
+                f"{rule}; try symbol {symbol} ({sim.instrument_name(symbol)}); Ctrl-C to stop",
                 file=sys.stderr,
                 flush=True,
             )

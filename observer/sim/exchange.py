@@ -24,6 +24,7 @@ from aiohttp import web
 from observer.config import SimSettings, parse_listen
 from observer.errors import ConfigError, ObserverError
 from observer.records import Trade
+from observer.sim.calendar import kst_date
 from observer.sim.faults import Fault, TokenExpire, WsDrop, parse_fault
 from observer.sim.rest import RestApi
 from observer.sim.state import ExchangeState
@@ -116,6 +117,14 @@ class SimExchange:
     def universe_codes(self) -> list[str]:
         """The share codes (group ST) listed on the current simulated day."""
         return self.state.universe_codes()
+
+    def liquid_symbol(self) -> str:
+        """A busy share listed today (005930 in a universe of 500 or more) to try first."""
+        return self.state.model.universe.liquid_symbol(kst_date(self.state.clock.now()))
+
+    def instrument_name(self, code: str) -> str:
+        item = self.state.model.universe.instruments.get(code)
+        return "" if item is None else item.name
 
     async def inject(self, fault: dict[str, Any]) -> None:
         """Same as ``POST /sim/faults``; raises FaultError (an ObserverError) on a bad body."""

@@ -21,6 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
+from observer.credentials import APP_KEY_LENGTH, APP_SECRET_LENGTH
 from observer.kis.master import Market, zip_master
 from observer.sim.calendar import (
     DAY_SECONDS,
@@ -161,8 +162,18 @@ def _fault_refusal(status: int, message: str) -> web.Response:
     return _json(body, status=status, outcome=BAD_INPUT)
 
 
-def _oauth_refusal(refusal: Refusal) -> web.Response:
+CREDENTIAL_RULE = (
+    f"the simulator accepts any app key of {APP_KEY_LENGTH} characters with an app secret "
+    f"of {APP_SECRET_LENGTH} (observer sim prints one such pair at start)"
+)
+
+
+def _oauth_refusal(refusal: Refusal, *, hint: bool = False) -> web.Response:
+    """KIS's refusal body; ``hint``: plus ``sim_hint``, the credential rule in English
+    (an extra field, which KIS clients ignore), for a malformed pair."""
     body = {"error_code": refusal.error_code, "error_description": refusal.description}
+    if hint and refusal.error_code in ("EGW00103", "EGW00105"):
+        body["sim_hint"] = CREDENTIAL_RULE
     return _json(body, status=403, outcome=refusal.error_code)
 
 
@@ -245,7 +256,7 @@ class RestApi:
             str(body.get("appkey", "")), str(body.get("appsecret", ""))
         )
         if isinstance(result, Refusal):
-            return _oauth_refusal(result)
+            return _oauth_refusal(result, hint=not self.state.tokens.restricted)
         return _json(self._token_body(result))
 
     def _token_body(self, token: IssuedToken) -> dict[str, Any]:

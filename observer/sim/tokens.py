@@ -86,6 +86,11 @@ class TokenAuthority:
         self.tokens_issued = 0
         self.approval_keys_issued = 0
 
+    @property
+    def restricted(self) -> bool:
+        """Only one configured pair is accepted (else any well-formed pair)."""
+        return self._allowed is not None
+
     def credentials_error(self, app_key: str, app_secret: str) -> Refusal | None:
         """EGW00103 / EGW00105 for a key or secret the simulator does not accept."""
         if self._allowed is not None:

@@ -148,8 +148,66 @@ def _instrument(rng: random.Random, code: str, name: str) -> Instrument:
     )
 
 
+# Well-known KRX shares with their real codes and names, so that the codes people try
+# first (005930) quote real prices. Prices are illustrative levels on the tick grid,
+# not quotes of any day; the busiest trade 2 times a second (the model's ceiling).
+# (code, name, market, base price in won, trades/s, shares listed, face value)
+_WELL_KNOWN: tuple[tuple[str, str, Market, int, float, int, int], ...] = (
+    ("005930", "삼성전자", "kospi", 71_500, 2.0, 5_969_782_550, 100),
+    ("000660", "SK하이닉스", "kospi", 178_000, 2.0, 728_002_365, 5000),
+    ("373220", "LG에너지솔루션", "kospi", 405_000, 1.5, 234_000_000, 500),
+    ("207940", "삼성바이오로직스", "kospi", 820_000, 1.0, 71_174_000, 2500),
+    ("005380", "현대차", "kospi", 235_000, 1.5, 209_416_191, 5000),
+    ("000270", "기아", "kospi", 95_000, 1.5, 397_672_632, 5000),
+    ("068270", "셀트리온", "kospi", 180_000, 1.5, 216_947_863, 1000),
+    ("035420", "NAVER", "kospi", 190_000, 1.5, 158_437_008, 100),
+    ("005490", "POSCO홀딩스", "kospi", 380_000, 1.0, 84_571_230, 5000),
+    ("051910", "LG화학", "kospi", 350_000, 1.0, 70_592_343, 5000),
+    ("006400", "삼성SDI", "kospi", 400_000, 1.0, 68_764_530, 5000),
+    ("105560", "KB금융", "kospi", 80_000, 1.0, 393_528_423, 5000),
+    ("055550", "신한지주", "kospi", 50_000, 1.0, 509_633_366, 5000),
+    ("035720", "카카오", "kospi", 40_000, 1.5, 444_000_000, 100),
+    ("012330", "현대모비스", "kospi", 230_000, 1.0, 94_000_000, 5000),
+    ("028260", "삼성물산", "kospi", 130_000, 1.0, 186_887_081, 100),
+    ("066570", "LG전자", "kospi", 95_000, 1.0, 163_647_814, 5000),
+    ("017670", "SK텔레콤", "kospi", 52_000, 1.0, 214_790_053, 100),
+    ("015760", "한국전력", "kospi", 20_000, 1.0, 641_964_077, 5000),
+    ("003550", "LG", "kospi", 80_000, 1.0, 157_300_000, 5000),
+    ("247540", "에코프로비엠", "kosdaq", 250_000, 1.5, 97_801_344, 500),
+    ("086520", "에코프로", "kosdaq", 95_000, 1.5, 133_138_340, 100),
+    ("196170", "알테오젠", "kosdaq", 300_000, 1.0, 53_000_000, 500),
+    ("028300", "HLB", "kosdaq", 70_000, 1.0, 130_000_000, 500),
+    ("263750", "펄어비스", "kosdaq", 40_000, 1.0, 64_000_000, 100),
+    ("293490", "카카오게임즈", "kosdaq", 22_000, 1.0, 82_000_000, 100),
+)
+WELL_KNOWN_MIN_SYMBOLS = 500  # smaller universes (most tests) stay wholly seeded
+
+
+def well_known_shares() -> tuple[Instrument, ...]:
+    """The well-known shares every universe of ``WELL_KNOWN_MIN_SYMBOLS`` or more lists."""
+    return tuple(
+        Instrument(
+            code=code,
+            name=name,
+            market=market,
+            base_price=snap_down(price),
+            trades_per_second=rate,
+            shares_listed=shares,
+            face_value=face,
+            eps=price // 15,
+            bps=int(price / 1.1),
+        )
+        for code, name, market, price, rate, shares, face in _WELL_KNOWN
+    )
+
+
 class Universe:
-    """Every instrument the seed defines, and which are listed on which simulated day."""
+    """Every instrument the seed defines, and which are listed on which simulated day.
+
+    A universe of ``WELL_KNOWN_MIN_SYMBOLS`` symbols or more lists the well-known
+    shares (``well_known_shares()``: real codes and names, never delisted) and
+    seeded ones for the rest; a smaller one is seeded only.
+    """
 
     def __init__(self, *, seed: int, count: int, first_day: date) -> None:
         self.seed = seed
@@ -159,7 +217,15 @@ class Universe:
         self._names_used: set[str] = set()
         self.instruments: dict[str, Instrument] = {}
         self._first_listed: dict[str, date] = {}
-        initial = [self._new_instrument(first_day) for _ in range(count)]
+        known = well_known_shares() if count >= WELL_KNOWN_MIN_SYMBOLS else ()
+        self.well_known = frozenset(item.code for item in known)
+        self._codes_used.update(self.well_known)
+        self._names_used.update(item.name for item in known)
+        for item in known:
+            self.instruments[item.code] = item
+            self._first_listed[item.code] = first_day
+        initial = [*known]
+        initial += [self._new_instrument(first_day) for _ in range(count - len(known))]
         self._listed_by_day: dict[date, tuple[str, ...]] = {
             first_day: tuple(sorted(item.code for item in initial))
         }
@@ -192,6 +258,13 @@ class Universe:
         self._first_listed[code] = day
         return item
 
+    def liquid_symbol(self, day: date) -> str:
+        """A busy listed share to try first: 005930 when listed, else the busiest."""
+        listed = self.listed_on(day)
+        if "005930" in listed:
+            return "005930"
+        return max(listed, key=lambda code: (self.instruments[code].trades_per_second, code))
+
     def first_listed(self, code: str) -> date:
         """The first simulated day on which ``code`` trades."""
         return self._first_listed[code]
@@ -217,8 +290,9 @@ class Universe:
             latest += timedelta(days=1)
             rng = random.Random(f"{self.seed}:listings:{latest.isoformat()}")
             codes = set(self._listed_by_day[latest - timedelta(days=1)])
-            if rng.random() < 0.3 and len(codes) > 1:
-                codes.discard(rng.choice(sorted(codes)))
+            delistable = sorted(codes - self.well_known)
+            if rng.random() < 0.3 and len(codes) > 1 and delistable:
+                codes.discard(rng.choice(delistable))
             if rng.random() < 0.3:
                 codes.add(self._new_instrument(latest).code)
             self._listed_by_day[latest] = tuple(sorted(codes))

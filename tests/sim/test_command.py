@@ -10,7 +10,7 @@ import sys
 import aiohttp
 from websockets.asyncio.client import connect
 
-from observer.credentials import demo_credentials
+from observer.credentials import Credentials, demo_credentials
 from tests.sim import kis
 
 
@@ -67,9 +67,41 @@ async def test_sim_serves_on_port_0_and_stops_cleanly(http: aiohttp.ClientSessio
     finally:
         if process.returncode is None:
             process.send_signal(signal.SIGTERM)
+        out, err = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 0, err.decode()
+    printed = out.decode() + err.decode()
+    assert mine.app_key not in printed and mine.app_secret not in printed
+    assert "credentials restricted" in out.decode()
+
+
+async def test_sim_prints_a_pair_it_accepts_and_a_liquid_symbol(
+    http: aiohttp.ClientSession,
+) -> None:
+    """Issue 15: a first try with ``appkey: k`` got a Korean refusal and no hint why."""
+    process = await _run(
+        *("--listen", "127.0.0.1:0", "--ws-listen", "127.0.0.1:0", "--symbols", "600"),
+        env={"KIS_APP_KEY": "", "KIS_APP_SECRET": ""},
+    )
+    try:
+        assert process.stdout is not None
+        printed = {}
+        for _ in range(5):
+            line = (await asyncio.wait_for(process.stdout.readline(), 60)).decode().split()
+            printed[line[0]] = line[1]
+        assert len(printed["app_key"]) == 36 and len(printed["app_secret"]) == 180
+        assert printed["symbol"] == "005930"
+        pair = Credentials(printed["app_key"], printed["app_secret"])
+        granted = await kis.token(http, printed["rest_url"], pair)
+        assert granted.status == 200, granted.body
+        token = granted.body["access_token"]
+        quote = await kis.price(http, printed["rest_url"], pair, token, printed["symbol"])
+        assert quote.body["rt_cd"] == "0" and int(quote.body["output"]["stck_prpr"]) > 0
+    finally:
+        process.send_signal(signal.SIGTERM)
         _, err = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode == 0, err.decode()
-    assert mine.app_key not in err.decode() and mine.app_secret not in err.decode()
+    assert "any app key of 36 characters with an app secret of 180 is accepted" in err.decode()
+    assert "try symbol 005930 (삼성전자)" in err.decode()
 
 
 async def test_bad_options_exit_with_a_clear_message() -> None:

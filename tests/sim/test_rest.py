@@ -6,13 +6,15 @@ import asyncio
 import base64
 import json
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
 
 import aiohttp
 import pytest
 
 from observer.credentials import demo_credentials
 from observer.sim import SimExchange
+from observer.sim.universe import well_known_shares
 from tests.sim import kis
 from tests.sim.conftest import busiest, settings
 
@@ -81,6 +83,7 @@ async def test_bad_credentials(sim: SimExchange, http: aiohttp.ClientSession) ->
     bad_key["appsecret"] = creds.app_secret
     reply = await kis.call(http, "POST", url, json_body=bad_key)
     assert reply.status == 403 and reply.body["error_code"] == "EGW00103"
+    assert "any app key of 36 characters with an app secret of 180" in reply.body["sim_hint"]
     bad_secret = {"grant_type": "client_credentials", "appkey": creds.app_key, "appsecret": "y"}
     reply = await kis.call(http, "POST", url, json_body=bad_secret)
     assert reply.status == 403 and reply.body["error_code"] == "EGW00105"
@@ -97,6 +100,7 @@ async def test_restricted_pair(http: aiohttp.ClientSession) -> None:
     ) as restricted:
         refused = await kis.token(http, restricted.rest_url, other)
         assert refused.status == 403 and refused.body["error_code"] == "EGW00103"
+        assert "sim_hint" not in refused.body  # the rule is not "any pair" here
         assert (await kis.token(http, restricted.rest_url, mine)).status == 200
 
 
@@ -307,15 +311,42 @@ async def test_volume_rank_is_the_top_30_by_traded_volume(
 
 
 async def test_volume_rank_honours_the_rate_limit(http: aiohttp.ClientSession) -> None:
-    async with SimExchange(settings(symbols=50)) as sim:
+    async with SimExchange(settings(symbols=50, rate_limit=2.0)) as sim:  # 2/s: robust
         creds = demo_credentials("volume rank limit")
         token = await fresh_token(http, sim, "volume rank limit")
         replies = await asyncio.gather(
             *(kis.volume_rank(http, sim.rest_url, creds, token) for _ in range(25))
         )
         refused = [r for r in replies if r.status == 500 and r.body["msg_cd"] == "EGW00201"]
-        assert len(refused) >= 5
+        assert len(refused) >= 10  # 25 at once at 2/s
         assert sim.stats()["requests"][kis.VOLUME_RANK]["EGW00201"] == len(refused)
+
+
+async def test_well_known_codes_quote_real_prices(http: aiohttp.ClientSession) -> None:
+    """Issue 15: 005930 answered rt_cd 0 with every price 0 (not in the seeded universe)."""
+    async with SimExchange(settings(symbols=600)) as sim:
+        universe = sim.state.model.universe
+        known = {item.code: item for item in well_known_shares()}
+        assert set(known) <= set(sim.universe_codes()) and len(sim.universe_codes()) == 600
+        creds = demo_credentials("well known")
+        token = await fresh_token(http, sim, "well known")
+        for code in ("005930", "000660", "035720", "247540"):
+            reply = await kis.price(http, sim.rest_url, creds, token, code)
+            output = reply.body["output"]
+            assert reply.body["rt_cd"] == "0" and output["stck_shrn_iscd"] == code
+            price = int(output["stck_prpr"])
+            assert 0.7 * known[code].base_price <= price <= 1.3 * known[code].base_price
+            assert int(output["stck_sdpr"]) > 0 and int(output["lstn_stcn"]) > 0
+        assert universe.instruments["005930"].name == "삼성전자"
+        # Every listed symbol quotes a price, and the well-known ones are never delisted.
+        now = sim.state.clock.now()
+        for code in sim.universe_codes():
+            process = sim.state.model.process(code, now)
+            assert process is not None and process.price > 0, code
+        later = set(universe.listed_on(date(2027, 6, 1)))
+        assert set(known) <= later
+    async with SimExchange(settings(symbols=200)) as small:  # small universes: seeded only
+        assert not set(known) & set(small.universe_codes())
 
 
 async def test_unknown_paths_are_404_and_not_counted(
@@ -333,3 +364,22 @@ async def test_every_symbol_is_kept_current_without_being_asked(sim: SimExchange
         return bool(sim.stats()["symbols_advanced"] == len(sim.universe_codes()))
 
     await kis.poll(all_advanced, timeout_s=20)  # one keeper round is 10 s
+
+
+def test_docs_list_the_well_known_shares_as_they_are() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "sim.md").read_text(encoding="utf-8")
+    rows = {
+        cells[0]: cells
+        for line in doc.splitlines()
+        if line.startswith("| ")
+        and (cells := [c.strip() for c in line.strip("|").split("|")])
+        and len(cells) == 5
+        and cells[0].isdigit()
+    }
+    known = well_known_shares()
+    assert set(rows) == {item.code for item in known}
+    for item in known:
+        _, name, market, price, rate = rows[item.code]
+        assert (name, market.lower()) == (item.name, item.market)
+        assert int(price.replace(",", "")) == item.base_price
+        assert float(rate) == item.trades_per_second
