@@ -6,8 +6,9 @@ read buffer before a byte is read, so a few hundred idle clients cost the proces
 hundreds of megabytes (issue 14). ``GatedSite`` serves an aiohttp runner like
 ``web.TCPSite``, but every accepted connection first passes a gate:
 
-- beyond ``ConnectionLimits.max_connections`` open ones it is closed at once, before
-  any TLS work or buffer;
+- beyond ``ConnectionLimits.max_connections`` open ones (fewer when the descriptor
+  limit leaves less room, ``DESCRIPTORS_KEPT_FOR_COLLECTOR`` kept) it is closed at once,
+  before any TLS work or buffer;
 - from its acceptance, the TLS handshake and the first request head must arrive within
   ``header_timeout_seconds``, else the connection is closed;
 - between requests, aiohttp closes it after ``idle_timeout_seconds`` without a complete
@@ -19,6 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import resource
 import ssl
 from dataclasses import dataclass
 
@@ -27,6 +30,44 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 log = logging.getLogger(__name__)
 _HEAD_ENDS = (b"\r\n\r\n", b"\n\n")
+# Descriptors left to the collector beyond those open when the exporter starts: its REST
+# connection pool (about 40, twice that with the embedded simulator), the WebSocket, SQLite
+# and its WAL, file exports, the stack's pipes, Sentry. A full exporter must not make them
+# fail (issue 14: 1,100 idle connections under `ulimit -n 1024` broke 21 REST calls).
+DESCRIPTORS_KEPT_FOR_COLLECTOR = 256
+
+
+def connection_cap(max_connections: int, descriptors_free: int | None) -> int:
+    """Connections to hold at most: ``max_connections``, lowered to the descriptors free
+    beyond those kept for the collector (None: no limit known), but never below 1."""
+    if descriptors_free is None:
+        return max_connections
+    return max(1, min(max_connections, descriptors_free - DESCRIPTORS_KEPT_FOR_COLLECTOR))
+
+
+def descriptors_free() -> int | None:
+    """Descriptors this process may still open (RLIMIT_NOFILE's soft limit less those
+    open now); None when unlimited or unknown."""
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return None
+    try:
+        return soft - len(os.listdir("/proc/self/fd"))
+    except OSError:  # no /proc: count nothing open
+        return soft
+
+
+def raise_descriptor_limit() -> int | None:
+    """Raise RLIMIT_NOFILE's soft limit to the hard one (as Go programs do); the new soft
+    limit, or None when it is unlimited. A refusal leaves it as it was."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (OSError, ValueError):
+            pass
+    return None if soft == resource.RLIM_INFINITY else soft
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -41,7 +82,7 @@ class ConnectionLimits:
 class GatedSite(web.BaseSite):
     """An aiohttp site on ``host:port`` whose connections pass a ``_Gate`` (cap, time-outs)."""
 
-    __slots__ = ("_gates", "_host", "_limits", "_port", "refused")
+    __slots__ = ("_gates", "_host", "_limits", "_port", "cap", "refused")
 
     def __init__(
         self,
@@ -56,6 +97,7 @@ class GatedSite(web.BaseSite):
         self._host, self._port = host, port
         self._limits = limits
         self._gates: set[_Gate] = set()
+        self.cap = limits.max_connections  # lowered at start to the descriptors free
         self.refused = 0  # connections closed at once: the cap was reached
 
     @property
@@ -68,6 +110,15 @@ class GatedSite(web.BaseSite):
         return len(self._gates)
 
     async def start(self) -> None:
+        """Bind; the cap is ``max_connections`` or what the descriptor limit leaves room for."""
+        free = descriptors_free()
+        self.cap = connection_cap(self._limits.max_connections, free)
+        if self.cap < self._limits.max_connections:
+            log.warning(
+                "exporter connections capped at %d, below exporter.max_connections=%d: "
+                "%s descriptors free, %d kept for the collector (raise ulimit -n)",
+                *(self.cap, self._limits.max_connections, free, DESCRIPTORS_KEPT_FOR_COLLECTOR),
+            )
         await super().start()
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
@@ -81,12 +132,9 @@ class GatedSite(web.BaseSite):
             gate.abandon()
 
     def _admit(self, gate: _Gate) -> bool:
-        if len(self._gates) >= self._limits.max_connections:
+        if len(self._gates) >= self.cap:
             self.refused += 1
-            log.warning(
-                "exporter connection refused: %d open, the cap (exporter.max_connections)",
-                len(self._gates),
-            )
+            log.warning("exporter connection refused: %d open, the cap", len(self._gates))
             return False
         self._gates.add(gate)
         return True

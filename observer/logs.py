@@ -2,7 +2,8 @@
 
 A line reads ``2026-11-24T11:40:36.123Z info observer.track_a sweep done symbols=2500 …``:
 UTC time, level, logger, then the message (``key=value`` pairs by convention).
-Newlines in messages and exceptions are escaped so one event stays one line.
+Newlines in messages and exceptions are escaped so one event stays one line; a flood of
+one kind of warning or error is cut to 5 lines per 10 s, saying how many were suppressed.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
 from observer.scrubbing import scrub_credential_shapes
@@ -96,11 +98,55 @@ class OneLineFormatter(logging.Formatter):
         return line.replace("\r", "\\r").replace("\n", "\\n")
 
 
+class RepeatFilter(logging.Filter):
+    """At most ``lines`` warnings or errors of one kind per ``window_seconds`` (a
+    ``LogBudget`` each); the next one let through says how many were held back
+    (``… suppressed=412``). INFO and DEBUG lines pass untouched.
+
+    A kind is the logger, the level and the message's format string, so a flood of one
+    error (``socket.accept() out of system resource``, refused connections) costs a few
+    lines per window however fast it comes (issue 14: 75 MB in 45 s). At most
+    ``max_kinds`` kinds are tracked, the least recent forgotten first.
+    """
+
+    def __init__(
+        self,
+        lines: int = 5,
+        window_seconds: float = 10.0,
+        *,
+        max_kinds: int = 1024,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__()
+        self._lines, self._window_s, self._clock = lines, window_seconds, clock
+        self._max_kinds = max_kinds
+        self._budgets: OrderedDict[tuple[str, int, str], LogBudget] = OrderedDict()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        kind = (record.name, record.levelno, str(record.msg)[:200])
+        budget = self._budgets.get(kind)
+        if budget is None:
+            budget = LogBudget(self._lines, self._window_s, clock=self._clock)
+            self._budgets[kind] = budget
+            while len(self._budgets) > self._max_kinds:
+                self._budgets.popitem(last=False)
+        self._budgets.move_to_end(kind)
+        held = budget.spend()
+        if held is None:
+            return False
+        if held:
+            record.msg = f"{record.msg} suppressed={held}"
+        return True
+
+
 def configure(level: str = "INFO", *, secrets: Iterable[str] = ()) -> SecretMask:
     """Send Observer's logs to stderr as one-liners; returns the mask to register more secrets."""
     mask = SecretMask(secrets)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(OneLineFormatter(mask))
+    handler.addFilter(RepeatFilter())
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

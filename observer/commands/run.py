@@ -28,7 +28,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from exporter.connections import ConnectionLimits
+from exporter.connections import ConnectionLimits, raise_descriptor_limit
 from exporter.server import ExporterServer, WebConfigLike
 from metrics.registry import Metrics, new_registry
 from observer import __version__, logs
@@ -211,6 +211,8 @@ def main(args: argparse.Namespace) -> int:
     password = storage_password(settings)
     secrets = [*(credentials.secrets() if credentials else ()), *([password] if password else [])]
     mask = logs.configure(settings.log_level, secrets=secrets)
+    # The hard limit is what the administrator allows; the soft one is often a shell's 1024.
+    log.info("descriptor limit=%s", raise_descriptor_limit())
     sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
     tracking = Tracking(settings.sentry, tags={"provider": settings.provider.kind})
     with tracking:

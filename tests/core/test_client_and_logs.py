@@ -18,7 +18,7 @@ from observer.config import TokenSettings
 from observer.credentials import demo_credentials
 from observer.kis.client import KisClient
 from observer.limiter import RateLimiter
-from observer.logs import OneLineFormatter, SecretMask
+from observer.logs import OneLineFormatter, RepeatFilter, SecretMask
 from observer.market import kst_day
 from observer.sim import SimExchange
 from observer.universe import fetch_share_codes
@@ -156,3 +156,40 @@ async def test_an_unreachable_broker_is_named_with_its_os_error(
     assert "code=ClientConnectorError" in line
     for secret in credentials.secrets():
         assert secret not in line
+
+
+def test_a_flood_of_one_warning_is_cut_to_a_few_lines_and_counted() -> None:
+    now = [1000.0]
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(OneLineFormatter())
+    handler.addFilter(RepeatFilter(lines=2, window_seconds=10.0, clock=lambda: now[0]))
+    flooding, other = logging.getLogger("observer.test.flood"), logging.getLogger("observer.test.x")
+    for logger in (flooding, other):
+        logger.addHandler(handler)
+        logger.propagate = False
+        logger.setLevel(logging.INFO)
+    try:
+        for fd in range(500):  # one kind: the same format string, whatever its arguments
+            flooding.error("socket.accept() out of system resource fd=%d", fd)
+            flooding.info("progress step=%d", fd)  # INFO is never cut
+            now[0] += 0.01
+        other.warning("another kind passes")
+        flooding.warning("socket.accept() out of system resource fd=%d", 0)  # another level
+        now[0] += 10.0
+        flooding.error("socket.accept() out of system resource fd=%d", 7)
+        flooding.error("socket.accept() out of system resource fd=%d", 8)
+    finally:
+        for logger in (flooding, other):
+            logger.removeHandler(handler)
+            logger.setLevel(logging.NOTSET)
+    lines = [line.split(" ", 1)[1] for line in stream.getvalue().splitlines()]
+    assert sum("progress" in line for line in lines) == 500
+    assert [line for line in lines if "progress" not in line] == [
+        "error observer.test.flood socket.accept() out of system resource fd=0",
+        "error observer.test.flood socket.accept() out of system resource fd=1",
+        "warning observer.test.x another kind passes",
+        "warning observer.test.flood socket.accept() out of system resource fd=0",
+        "error observer.test.flood socket.accept() out of system resource fd=7 suppressed=498",
+        "error observer.test.flood socket.accept() out of system resource fd=8",
+    ]

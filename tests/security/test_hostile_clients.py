@@ -24,7 +24,7 @@ import aiohttp
 import bcrypt
 import pytest
 
-from exporter.connections import ConnectionLimits
+from exporter.connections import DESCRIPTORS_KEPT_FOR_COLLECTOR, ConnectionLimits, connection_cap
 from exporter.server import ExporterServer
 from exporter.webconfig import Verdict, WebConfig, load_web_config
 from metrics.registry import Metrics
@@ -270,6 +270,15 @@ async def test_slow_header_and_idle_connections_are_closed_within_the_time_outs(
     for closed_s in (trickled_s, silent_tls_s, silent_tcp_s):
         assert header_s * 0.9 <= closed_s < header_s + 5, (trickled_s, silent_tls_s, silent_tcp_s)
     assert idle_s * 0.9 <= idle_closed_s < idle_s + 5, idle_closed_s
+
+
+def test_the_cap_leaves_descriptors_to_the_collector() -> None:
+    kept = DESCRIPTORS_KEPT_FOR_COLLECTOR
+    assert connection_cap(128, None) == 128  # no descriptor limit
+    assert connection_cap(128, 20_000) == 128
+    assert connection_cap(5000, 1000) == 1000 - kept
+    assert connection_cap(128, kept + 10) == 10
+    assert connection_cap(128, 5) == 1  # the exporter still answers, one at a time
 
 
 async def test_connections_beyond_the_cap_are_closed_before_any_tls_work(
