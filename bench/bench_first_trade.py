@@ -8,6 +8,7 @@ exporter's URL, to the first stored trade, and whether Track A's first sweep
 
     .venv/bin/python bench/bench_first_trade.py
     .venv/bin/python bench/bench_first_trade.py --runs 3 --symbols 2500
+    .venv/bin/python bench/bench_first_trade.py --with-stack auto   # exactly `make run`
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def _has_trade(database: Path) -> bool:
         return False
 
 
-async def one_run(symbols: int, rate: float, timeout_seconds: float) -> Run:
+async def one_run(symbols: int, rate: float, timeout_seconds: float, with_stack: str) -> Run:
     with tempfile.TemporaryDirectory(prefix="observer-first-trade-") as tmp:
         data_dir = Path(tmp)
         env = os.environ | {
@@ -53,7 +54,7 @@ async def one_run(symbols: int, rate: float, timeout_seconds: float) -> Run:
         started = time.monotonic()
         process = await asyncio.create_subprocess_exec(
             *(sys.executable, "-m", "observer", "run", "--listen", "127.0.0.1:0"),
-            *("--data-dir", str(data_dir)),
+            *("--data-dir", str(data_dir), "--with-stack", with_stack),
             env=env,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
@@ -91,10 +92,13 @@ async def main() -> int:
     parser.add_argument("--rate", type=float, default=20.0, help="REST calls/s (sim and client)")
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=400.0, help="give up after, seconds")
+    parser.add_argument(
+        "--with-stack", choices=("never", "auto"), default="never", help="as observer run takes"
+    )
     args = parser.parse_args()
     firsts: list[float] = []
     for index in range(args.runs):
-        run = await one_run(args.symbols, args.rate, args.timeout)
+        run = await one_run(args.symbols, args.rate, args.timeout, args.with_stack)
         first = "none" if run.first_trade_seconds is None else f"{run.first_trade_seconds:.2f} s"
         print(
             f"run {index + 1}: exporter served after {run.served_seconds:.2f} s, "
