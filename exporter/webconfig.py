@@ -23,6 +23,7 @@ import binascii
 import enum
 import hashlib
 import hmac
+import logging
 import re
 import secrets
 import ssl
@@ -40,6 +41,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from exporter.server import Handler, Middleware
 from observer.errors import ConfigError
 
+log = logging.getLogger(__name__)
 REALM = "Observer exporter"
 TLS_VERSIONS = {"TLS12": ssl.TLSVersion.TLSv1_2, "TLS13": ssl.TLSVersion.TLSv1_3}
 CLIENT_AUTH = {
@@ -283,6 +285,11 @@ class WebConfig:
         if check is None:
             if len(self._pending) >= self._max_pending:
                 self.busy_refusals += 1
+                # A flood of guesses: a few lines per 10 s (observer.logs.RepeatFilter).
+                log.warning(
+                    "exporter basic auth busy: %d checks in flight, an attempt answered 503",
+                    len(self._pending),
+                )
                 return Verdict.BUSY
             check = self._start_check(key, password_bytes, hashed, known)
         # Awaited whoever asked: ``known and await …`` would answer an unknown user
