@@ -50,11 +50,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = module.main(args)
     except ConfigError as exc:
-        print(f"observer {args.command}: configuration error: {exc}", file=sys.stderr)
+        print(f"observer {args.command}: configuration error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except ObserverError as exc:
-        print(f"observer {args.command}: {exc}", file=sys.stderr)
+        print(f"observer {args.command}: {_one_line(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
     return code
+
+
+def _one_line(error: Exception) -> str:
+    """The message with line breaks escaped: one error, one line, whatever it quotes."""
+    return str(error).replace("\r", "\\r").replace("\n", "\\n")

@@ -7,18 +7,22 @@ Unknown keys are errors. Credentials are never settings: they come only from
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import jsonschema
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from observer.config_values import SIM_MAX_SPEED, parse_sim_start
+from observer.config_values import parse_listen as parse_listen  # re-exported
+from observer.config_values import parse_shard as parse_shard  # re-exported
+from observer.config_yaml import load_yaml, read_config_text
 from observer.errors import ConfigError
 
 ENV_PREFIX = "OBSERVER_"
@@ -27,7 +31,16 @@ LINK_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Infinity and NaN are never a usable setting: ".inf" calls per second overflowed the
+    # limiter (issue 14), and an infinite speed or delay only fails later, mid-run.
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        if isinstance(value, str | Path) and "\x00" in str(value):
+            raise ValueError("contains a NUL byte")
+        return value
 
 
 class ExporterSettings(_Section):
@@ -117,12 +130,15 @@ class SimSettings(_Section):
     always_open: bool = Field(
         True, description="Keep the simulated market open around the clock (demos, tests)."
     )
-    speed: float = Field(1.0, gt=0, description="Simulated seconds per real second.")
+    speed: float = Field(
+        1.0, gt=0, le=SIM_MAX_SPEED, description="Simulated seconds per real second."
+    )
     ping_interval_seconds: float = Field(100.0, gt=0, description="PINGPONG heartbeat period.")
     start_at: str | None = Field(
         None,
         pattern=r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}$",
-        description="Simulated start, KST 'YYYY-MM-DD HH:MM:SS'; unset: the current time.",
+        description="Simulated start, KST 'YYYY-MM-DD HH:MM:SS' from 1970-01-02 to "
+        "2999-12-31; unset: the current time.",
     )
     token_min_interval_seconds: float = Field(
         60.0, ge=0, description="Least time between two token grants per app key (EGW00133)."
@@ -139,6 +155,13 @@ class SimSettings(_Section):
     push_interval_seconds: float = Field(
         0.1, gt=0, le=5, description="Real seconds between WebSocket pushes of new trades."
     )
+
+    @field_validator("start_at")
+    @classmethod
+    def _start_exists(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_sim_start(value)
+        return value
 
 
 class RateLimitSettings(_Section):
@@ -311,7 +334,9 @@ class ObserverSettings(_Section):
     data_dir: Path = Field(
         Path("var"), description="Token cache, SQLite database and stack data live here."
     )
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Least level logged; case-insensitive (OBSERVER_LOG_LEVEL=debug)."
+    )
     log: LogSettings = LogSettings()
     exporter: ExporterSettings = ExporterSettings()
     provider: ProviderSettings = ProviderSettings()
@@ -325,6 +350,11 @@ class ObserverSettings(_Section):
     storage: StorageSettings = StorageSettings()
     sentry: SentrySettings = SentrySettings()
 
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
     @property
     def database_path(self) -> Path:
         return self.storage.path or self.data_dir / "observer.sqlite"
@@ -335,25 +365,6 @@ class ObserverSettings(_Section):
         return self.storage.url or self.database_path
 
 
-def parse_listen(value: str) -> tuple[str, int]:
-    """Split ``HOST:PORT`` (``[::1]:PORT`` for IPv6); ValueError says what is wrong."""
-    host, sep, port_text = value.rpartition(":")
-    if not sep or not host or not port_text.isdigit() or int(port_text) > 65535:
-        raise ValueError(f"expected HOST:PORT with a port from 0 to 65535, got {value!r}")
-    return host.strip("[]"), int(port_text)
-
-
-def parse_shard(value: str) -> tuple[int, int]:
-    """Split ``i/n`` with 0 <= i < n; ValueError says what is wrong."""
-    index_text, sep, count_text = value.partition("/")
-    if not sep or not index_text.isdigit() or not count_text.isdigit():
-        raise ValueError(f"expected i/n, got {value!r}")
-    index, count = int(index_text), int(count_text)
-    if count < 1 or index >= count:
-        raise ValueError(f"shard index must be in 0..n-1 and n >= 1, got {value!r}")
-    return index, count
-
-
 def json_schema() -> dict[str, Any]:
     """The JSON Schema of a config file, as written to docs/config.schema.json."""
     schema = ObserverSettings.model_json_schema()
@@ -362,13 +373,38 @@ def json_schema() -> dict[str, Any]:
     return schema
 
 
+@functools.cache
+def _schema_validator() -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(json_schema())
+
+
 def render_json_schema() -> str:
     return json.dumps(json_schema(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
-    """``OBSERVER_TRACK_B__CAPACITY=30`` → ``{"track_b": {"capacity": 30}}``."""
+Origins = dict[tuple[str, ...], str]  # a value's path → where it came from (a variable name)
+COMMAND_LINE = "the command line"
+MAX_SHOWN_CHARS = 80  # of a refused value in an error line
+
+
+class SettingError(ConfigError):
+    """One setting's value is unusable; ``load_settings`` adds where the value came from."""
+
+    def __init__(self, key: tuple[str, ...], value: object, reason: str) -> None:
+        self.key, self.value, self.reason = key, value, reason
+        super().__init__(f"{'.'.join(key)} = {_clip(repr(value))}: {reason}")
+
+
+def _leaf_paths(value: Any, prefix: tuple[str, ...]) -> list[tuple[str, ...]]:
+    if isinstance(value, Mapping) and value:
+        return [leaf for key, item in value.items() for leaf in _leaf_paths(item, (*prefix, key))]
+    return [prefix]
+
+
+def _env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, Any], Origins]:
+    """``OBSERVER_TRACK_B__CAPACITY=30`` → ``{"track_b": {"capacity": 30}}``, and origins."""
     tree: dict[str, Any] = {}
+    origins: Origins = {}
     for name, raw in sorted(environ.items()):
         if not name.startswith(ENV_PREFIX):
             continue
@@ -379,10 +415,11 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
             if not isinstance(node, dict):
                 raise ConfigError(f"{name}: {part!r} is both a value and a section")
         try:
-            node[path[-1]] = yaml.safe_load(raw) if raw else raw
-        except yaml.YAMLError:
-            raise ConfigError(f"{name}: not a valid YAML value") from None
-    return tree
+            node[path[-1]] = load_yaml(raw) if raw else raw
+        except ConfigError as exc:
+            raise ConfigError(f"{name}: {exc}") from None
+        origins |= dict.fromkeys(_leaf_paths(node[path[-1]], tuple(path)), name)
+    return tree, origins
 
 
 def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -399,35 +436,65 @@ def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
 SECRET_KEYS = frozenset({"storage.url"})
 
 
-def _describe(error: jsonschema.ValidationError, document: Any) -> str:
-    key = ".".join(str(part) for part in error.absolute_path) or "(top level)"
-    if error.validator == "additionalProperties" or key in SECRET_KEYS:
-        return f"{key}: {error.message}"
-    return f"{key} = {error.instance!r}: {error.message}"
+def _clip(text: str) -> str:
+    return text if len(text) <= MAX_SHOWN_CHARS else text[: MAX_SHOWN_CHARS - 3] + "..."
 
 
-def settings_from_mapping(document: Any, *, source: str = "config") -> ObserverSettings:
-    """Validate a parsed document (schema first, then the model); ConfigError on failure."""
+def _from(paths: list[tuple[str, ...]], origins: Origins) -> str:
+    """`` (from OBSERVER_SIM__SPEED)`` when a refused value came from a variable or flag."""
+    names = {
+        origin
+        for path in paths
+        if path
+        for origin_path, origin in origins.items()
+        if origin_path[: len(path)] == path or path[: len(origin_path)] == origin_path
+    }
+    return f" (from {', '.join(sorted(names))})" if names else ""
+
+
+def _describe(error: jsonschema.ValidationError, origins: Origins) -> str:
+    path = tuple(str(part) for part in error.absolute_path)
+    key = ".".join(path) or "(top level)"
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        known = error.schema.get("properties", {})
+        extra = [(*path, str(name)) for name in error.instance if name not in known]
+        return f"{key}: {_clip(error.message)}{_from(extra, origins)}"
+    if key in SECRET_KEYS:  # the schema's message would quote the value
+        return f"{key}{_from([path], origins)}: refused by the schema ({error.validator})"
+    return f"{key} = {_clip(repr(error.instance))}{_from([path], origins)}: {_clip(error.message)}"
+
+
+def settings_from_mapping(
+    document: Any, *, source: str = "config", origins: Origins | None = None
+) -> ObserverSettings:
+    """Validate a parsed document (schema first, then the model); ConfigError on failure.
+
+    ``origins`` maps value paths to the ``OBSERVER_*`` variable (or the command
+    line) they came from, so that the error names it.
+    """
+    origins = origins or {}
     if document is None:
         document = {}
     if not isinstance(document, dict):
         raise ConfigError(
             f"{source}: the top level must be a mapping, got {type(document).__name__}"
         )
-    validator = jsonschema.Draft202012Validator(json_schema())
-    errors = sorted(validator.iter_errors(document), key=lambda e: list(e.absolute_path))
+    if isinstance(document.get("log_level"), str):  # case-insensitive; the schema lists upper
+        document = {**document, "log_level": document["log_level"].upper()}
+    validator = _schema_validator()
+    errors = sorted(validator.iter_errors(document), key=lambda e: list(map(str, e.absolute_path)))
     if errors:
-        raise ConfigError(f"{source}: " + "; ".join(_describe(e, document) for e in errors))
+        raise ConfigError(f"{source}: " + "; ".join(_describe(e, origins) for e in errors))
     try:
         return ObserverSettings.model_validate(document)
     except ValidationError as exc:
         problems = []
         for item in exc.errors():
-            key = ".".join(str(part) for part in item["loc"]) or "(top level)"
-            if key in SECRET_KEYS:
-                problems.append(f"{key}: {item['msg']}")
-            else:
-                problems.append(f"{key} = {item.get('input')!r}: {item['msg']}")
+            path = tuple(str(part) for part in item["loc"])
+            key = ".".join(path) or "(top level)"
+            shown = "" if key in SECRET_KEYS else f" = {_clip(repr(item.get('input')))}"
+            reason = _clip(item["msg"].removeprefix("Value error, "))
+            problems.append(f"{key}{shown}{_from([path], origins)}: {reason}")
         raise ConfigError(f"{source}: " + "; ".join(problems)) from None
 
 
@@ -436,28 +503,39 @@ def load_settings(
     *,
     environ: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
+    check: Callable[[ObserverSettings], None] | None = None,
 ) -> ObserverSettings:
     """Settings from an optional YAML file, then ``OBSERVER_*`` variables, then ``overrides``.
 
-    Raises ConfigError naming the key, the value and the reason.
+    ``overrides`` are the command line's options; ``check`` may look further
+    (``observer.preflight``) and raise SettingError. Raises ConfigError naming
+    the key, the value, the variable or option it came from, and the reason.
     """
     document: dict[str, Any] = {}
     source = "config"
     if path is not None:
         source = str(path)
         try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-        except UnicodeDecodeError:
-            raise ConfigError(f"{path}: not UTF-8 text") from None
+            loaded = load_yaml(read_config_text(path))
+        except ConfigError as exc:
+            message = str(exc)
+            raise ConfigError(message if message.startswith(source) else f"{path}: {exc}") from None
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"{path}: the top level must be a mapping")
         document = loaded or {}
-    env = _env_overrides(os.environ if environ is None else environ)
-    if env:
-        source = f"{source} + {ENV_PREFIX}* environment"
-    merged = _merge(_merge(document, env), overrides or {})
-    return settings_from_mapping(merged, source=source)
+    env, origins = _env_overrides(os.environ if environ is None else environ)
+    overrides = overrides or {}
+    origins |= dict.fromkeys(_leaf_paths(overrides, ()), COMMAND_LINE)
+    origins.pop((), None)
+    merged = _merge(_merge(document, env), overrides)
+    settings = settings_from_mapping(merged, source=source, origins=origins)
+    if check is not None:
+        try:
+            check(settings)
+        except SettingError as exc:
+            where = _from([exc.key], origins)
+            shown = _clip(repr(exc.value))
+            raise ConfigError(
+                f"{source}: {'.'.join(exc.key)} = {shown}{where}: {exc.reason}"
+            ) from None
+    return settings

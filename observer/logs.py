@@ -142,7 +142,10 @@ class RepeatFilter(logging.Filter):
 
 
 def configure(level: str = "INFO", *, secrets: Iterable[str] = ()) -> SecretMask:
-    """Send Observer's logs to stderr as one-liners; returns the mask to register more secrets."""
+    """Send Observer's logs to stderr as one-liners; returns the mask to register more secrets.
+
+    ``level`` is a level name in any case (``debug``, ``INFO``).
+    """
     mask = SecretMask(secrets)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(OneLineFormatter(mask))
@@ -151,9 +154,10 @@ def configure(level: str = "INFO", *, secrets: Iterable[str] = ()) -> SecretMask
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)
-    root.setLevel(level)
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    root.setLevel(level.upper())
+    # A library's own level never lets through what the chosen level would not.
+    logging.getLogger("aiohttp.access").setLevel(max(logging.WARNING, root.level))
     # websockets dumps frames at DEBUG, subscribe messages too, with the approval key cut
     # short ("00aeef02-c562-407b...") where the mask cannot recognise it.
-    logging.getLogger("websockets").setLevel(logging.INFO)
+    logging.getLogger("websockets").setLevel(max(logging.INFO, root.level))
     return mask

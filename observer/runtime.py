@@ -56,6 +56,7 @@ REAL_DOMAINS = {
 }
 MASTER_DOWNLOAD_URL = "https://new.real.download.dws.co.kr"  # the broker's public master files
 UNIVERSE_RETRY_SECONDS = 5.0
+TOKEN_DIRECTORY = "tokens"  # under data_dir; see observer.kis.token for its mode
 MAX_IN_FLIGHT = 256
 VIRTUAL_RATE_PER_SECOND = 2.0  # kis-protocol.md "Rate limits": 2/s on the mock domain
 
@@ -381,7 +382,7 @@ class ObserverApp:
             metrics=self.metrics,
             token_settings=settings.token,
             # The embedded simulator's tokens die with the process: nothing to cache.
-            token_cache_dir=None if endpoint.simulated else settings.data_dir / "tokens",
+            token_cache_dir=None if endpoint.simulated else settings.data_dir / TOKEN_DIRECTORY,
             master_url=endpoint.master_url,
             on_secret=self._secret,
             on_token_failure=self._token_failure,

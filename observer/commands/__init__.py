@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,14 +17,19 @@ def add_config_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def settings_from_args(
-    args: argparse.Namespace, overrides: dict[str, Any] | None = None
+    args: argparse.Namespace,
+    overrides: dict[str, Any] | None = None,
+    *,
+    check: Callable[[ObserverSettings], None] | None = None,
 ) -> ObserverSettings:
     """Settings from ``--config``, ``OBSERVER_*`` and command-line ``overrides``.
 
     ``overrides`` is a nested mapping of only the options given on the command
-    line (``None`` values are dropped), so flags win over files and variables.
+    line (``None`` values are dropped), so flags win over files and variables;
+    ``check`` is passed to ``load_settings``.
     """
-    return load_settings(getattr(args, "config", None), overrides=_drop_none(overrides or {}))
+    path = getattr(args, "config", None)
+    return load_settings(path, overrides=_drop_none(overrides or {}), check=check)
 
 
 def _drop_none(tree: dict[str, Any]) -> dict[str, Any]:

@@ -10,6 +10,13 @@ Once the exporter is bound, stdout gets one line ``exporter_url http://HOST:PORT
 to stderr. SIGINT/SIGTERM stop the sweeps, flush storage, close the sessions and
 exit 0.
 
+``--listen :PORT`` binds every interface, IPv4 and IPv6, with a warning when no
+web-config (``exporter.web_config``) protects the endpoints (with port 0 each
+address family gets its own free port; the URL printed is the first). ``--log-level`` (or
+``OBSERVER_LOG_LEVEL``) is case-insensitive. Every setting, and every path it
+names, is checked before anything starts: a bad one exits 2 with one line
+naming the key and the ``OBSERVER_*`` variable or option it came from.
+
 ``--with-stack``: ``never`` (default) skips it; ``auto`` runs native Prometheus
 and Alertmanager (``observer.stack.native``) around the exporter when their
 binaries are installed, else logs why not; ``always`` makes that an error.
@@ -20,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import signal
 import socket
@@ -36,8 +44,10 @@ from observer.commands import add_config_argument, settings_from_args
 from observer.config import ObserverSettings, parse_listen
 from observer.credentials import Credentials, from_environment
 from observer.errors import ConfigError, NotAvailableError
+from observer.kis.token import ensure_private_directory
+from observer.preflight import check_paths
 from observer.readiness import Readiness
-from observer.runtime import ObserverApp, resolve_endpoint, storage_password
+from observer.runtime import TOKEN_DIRECTORY, ObserverApp, resolve_endpoint, storage_password
 from observer.status import StatusBoard
 from observer.tracking import Tracking
 
@@ -51,10 +61,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rest-url", help="KIS REST base URL (with --provider kis)")
     parser.add_argument("--ws-url", help="KIS WebSocket URL (with --provider kis)")
     parser.add_argument("--env", choices=("real", "virtual"), help="the broker's own domains")
-    parser.add_argument("--listen", metavar="HOST:PORT", help="exporter address; port 0 = any")
+    parser.add_argument(
+        "--listen",
+        metavar="HOST:PORT",
+        help="exporter address; port 0 = any free port, :PORT = every interface",
+    )
     parser.add_argument("--export-dir", type=Path, metavar="DIR", help="write metrics files here")
     parser.add_argument("--shard", metavar="I/N", help="keep a stable 1/N of the universe")
     parser.add_argument("--data-dir", type=Path, metavar="DIR", help="token cache and database")
+    parser.add_argument(
+        "--log-level",
+        type=str.upper,
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+        help="least level logged, any case (default INFO, or OBSERVER_LOG_LEVEL)",
+    )
     parser.add_argument(
         "--with-stack",
         choices=("auto", "never", "always"),
@@ -70,11 +90,45 @@ def _settings(args: argparse.Namespace) -> ObserverSettings:
         provider["kind"] = "kis"
     overrides = {
         "data_dir": args.data_dir,
+        "log_level": args.log_level,
         "provider": provider,
         "exporter": {"listen": args.listen, "export_dir": args.export_dir},
         "universe": {"shard": args.shard},
     }
-    return settings_from_args(args, overrides)
+    return settings_from_args(args, overrides, check=check_paths)
+
+
+def _private_token_directory(settings: ObserverSettings) -> None:
+    """The token cache's directory made or tightened to 0700; ConfigError when refused."""
+    if settings.provider.kind == "sim":  # the embedded simulator's tokens are not cached
+        return
+    directory = settings.data_dir / TOKEN_DIRECTORY
+    try:
+        ensure_private_directory(directory)
+    except OSError as exc:
+        reason = f"token directory {directory}: {exc.strerror}; refused"
+        raise ConfigError(f"data_dir = {str(settings.data_dir)!r}: {reason}") from None
+
+
+def _warn_if_exposed(settings: ObserverSettings, host: str) -> None:
+    """A warning when the exporter answers beyond this host with no web-config in front."""
+    if settings.exporter.web_config is not None or _is_loopback(host):
+        return
+    where = "every interface" if host in ("", "0.0.0.0", "::") else host
+    log.warning(
+        "exporter listens on %s without web-config: /metrics and /api/summary are open to "
+        "anyone who can reach it; set exporter.web_config for TLS and basic auth",
+        where,
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _credentials(settings: ObserverSettings) -> Credentials | None:
@@ -174,9 +228,13 @@ async def _serve(
         version=__version__,
     )
     host, port = parse_listen(settings.exporter.listen)
+    _warn_if_exposed(settings, host)
     try:
         await server.start(host, port)
     except OSError as exc:
+        if exc.filename:  # writing the export files, not binding the address
+            where = f"exporter.export_dir = {str(settings.exporter.export_dir)!r}"
+            raise ConfigError(f"{where}: {exc.strerror or exc}") from None
         raise ConfigError(f"exporter.listen = {settings.exporter.listen!r}: {exc}") from None
     try:
         print(f"exporter_url {server.url}", flush=True)
@@ -211,6 +269,7 @@ def main(args: argparse.Namespace) -> int:
     password = storage_password(settings)
     secrets = [*(credentials.secrets() if credentials else ()), *([password] if password else [])]
     mask = logs.configure(settings.log_level, secrets=secrets)
+    _private_token_directory(settings)
     # The hard limit is what the administrator allows; the soft one is often a shell's 1024.
     log.info("descriptor limit=%s", raise_descriptor_limit())
     sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)

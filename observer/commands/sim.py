@@ -21,7 +21,7 @@ import signal
 import sys
 
 from observer.commands import add_config_argument, settings_from_args
-from observer.config import SimSettings
+from observer.config import SimSettings, parse_listen
 from observer.credentials import (
     APP_KEY_LENGTH,
     APP_SECRET_LENGTH,
@@ -30,7 +30,7 @@ from observer.credentials import (
     demo_credentials,
     validate,
 )
-from observer.errors import CredentialsError
+from observer.errors import ConfigError, CredentialsError
 from observer.sim import SimExchange
 
 DEFAULT_LISTEN = "127.0.0.1:8080"
@@ -75,6 +75,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _settings(args: argparse.Namespace) -> SimSettings:
+    """The simulator's settings and addresses, all checked before anything starts."""
+    for option, value in (("--listen", args.listen), ("--ws-listen", args.ws_listen)):
+        try:
+            parse_listen(value)
+        except ValueError as exc:
+            raise ConfigError(f"{option} {value!r}: {exc}") from None
     overrides = {
         "sim": {
             "symbols": args.symbols,
@@ -99,9 +105,9 @@ def _credentials(args: argparse.Namespace) -> tuple[str | None, str | None]:
     return app_key, app_secret
 
 
-async def _serve(args: argparse.Namespace) -> int:
-    settings = _settings(args)
-    app_key, app_secret = _credentials(args)
+async def _serve(
+    args: argparse.Namespace, settings: SimSettings, app_key: str | None, app_secret: str | None
+) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -145,4 +151,6 @@ async def _serve(args: argparse.Namespace) -> int:
 
 
 def main(args: argparse.Namespace) -> int:
-    return asyncio.run(_serve(args))
+    settings = _settings(args)
+    app_key, app_secret = _credentials(args)
+    return asyncio.run(_serve(args, settings, app_key, app_secret))

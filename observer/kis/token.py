@@ -9,7 +9,13 @@
 - Cached on disk per app key and endpoint, as JSON, mode 0600, written to a
   temporary file and ``os.replace``-d into place. A cache file that is group- or
   world-accessible is *not used* (a warning names the path and its mode) and is
-  replaced by a private one at the next issuance.
+  replaced by a private one at the next issuance. A cache file owned by another
+  user is not used either.
+- The cache directory is 0700. One that already exists with any group or world
+  bit (0777, 0755, …) and is ours is tightened to 0700, with a warning naming
+  its old mode (``ensure_private_directory``); one that is not a directory or
+  belongs to another user is refused: ``observer run`` exits 2 before anything
+  starts, and at run time the cache is neither read nor written.
 - The token value never appears in a repr, log line or exception.
 """
 
@@ -19,6 +25,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import enum
+import errno
 import hashlib
 import json
 import logging
@@ -83,6 +90,27 @@ def parse_token_answer(body: dict[str, object], *, received_at: float) -> Access
     return AccessToken(value, expires_at, received_at)
 
 
+def ensure_private_directory(directory: Path) -> None:
+    """Create ``directory`` with mode 0700, or tighten an existing one of ours to 0700.
+
+    A directory others can write to lets them plant, swap or remove cache files
+    (issue 14): tightened, with a warning. Raises OSError when the path cannot be
+    made (``FileExistsError``: a file is there) or belongs to another user
+    (``PermissionError``): such a directory is never used.
+    """
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    info = directory.stat()
+    if not stat.S_ISDIR(info.st_mode):
+        raise NotADirectoryError(errno.ENOTDIR, "not a directory", str(directory))
+    if info.st_uid != os.geteuid():
+        reason = f"owned by uid {info.st_uid}, not by this user (uid {os.geteuid()})"
+        raise PermissionError(errno.EPERM, reason, str(directory))
+    mode = stat.S_IMODE(info.st_mode)
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        os.chmod(directory, 0o700)
+        log.warning("token directory tightened to 0700 path=%s mode=%o", directory, mode)
+
+
 class TokenCache:
     """One token per app key and endpoint in ``directory`` (0700), files 0600, atomic writes."""
 
@@ -93,15 +121,22 @@ class TokenCache:
 
     def load(self) -> AccessToken | None:
         """The cached token, or None when absent, unreadable, malformed or not private."""
+        if not self.directory.exists():
+            return None
         try:
-            mode = self.path.stat().st_mode
+            ensure_private_directory(self.directory)
+            info = self.path.stat()
         except FileNotFoundError:
             return None
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        except OSError as exc:
+            log.warning("token cache ignored path=%s reason=%s", self.directory, exc.strerror)
+            return None
+        if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO) or info.st_uid != os.geteuid():
             log.warning(
-                "token cache ignored: group/world accessible path=%s mode=%o",
+                "token cache ignored: group/world accessible or not ours path=%s mode=%o uid=%d",
                 self.path,
-                stat.S_IMODE(mode),
+                stat.S_IMODE(info.st_mode),
+                info.st_uid,
             )
             return None
         try:
@@ -116,8 +151,11 @@ class TokenCache:
             return None
 
     def store(self, token: AccessToken) -> None:
-        """Write atomically: a private temporary file, fsync, then ``os.replace``."""
-        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        """Write atomically: a private temporary file, fsync, then ``os.replace``.
+
+        Raises OSError when the directory is refused (see ``ensure_private_directory``).
+        """
+        ensure_private_directory(self.directory)
         payload = json.dumps(
             {
                 "access_token": token.value,

@@ -15,7 +15,14 @@ from metrics.registry import Metrics
 from observer.config import TokenSettings
 from observer.credentials import demo_credentials
 from observer.kis.errors import KisApiError, TokenUnavailableError, classify
-from observer.kis.token import AccessToken, TokenCache, TokenManager, TokenState, parse_token_answer
+from observer.kis.token import (
+    AccessToken,
+    TokenCache,
+    TokenManager,
+    TokenState,
+    ensure_private_directory,
+    parse_token_answer,
+)
 
 DAY = 86400.0
 
@@ -150,6 +157,60 @@ async def test_group_readable_cache_is_ignored_with_a_warning(
     assert "group/world accessible" in caplog.text and "token-1" not in caplog.text
     assert await again.get() == "token-2"
     assert stat.S_IMODE(cache.path.stat().st_mode) == 0o600
+
+
+async def test_loose_token_directory_is_tightened(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 14: a 0777 token directory is made 0700 (ours), and its cache still used."""
+    directory = tmp_path / "tokens"
+    directory.mkdir()
+    os.chmod(directory, 0o777)
+    clock = FakeTime()
+    cache = TokenCache(directory, demo_credentials("loose-dir"), "http://127.0.0.1:1")
+    issuer = Issuer(clock)
+    with caplog.at_level(logging.WARNING):
+        await manager(clock, issuer, cache=cache).get()
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+    assert f"token directory tightened to 0700 path={directory} mode=777" in caplog.text
+    os.chmod(directory, 0o757)  # loosened again between runs: tightened on reading
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        restarted = manager(clock, issuer, cache=cache)
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700 and "mode=757" in caplog.text
+    assert await restarted.get() == "token-1" and issuer.calls == 1
+    assert "token-1" not in caplog.text
+
+
+def test_new_token_directory_is_private(tmp_path: Path) -> None:
+    directory = tmp_path / "data" / "tokens"
+    ensure_private_directory(directory)
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="making a directory of another user needs root")
+async def test_token_directory_of_another_user_is_refused(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    directory = tmp_path / "tokens"
+    directory.mkdir(mode=0o777)
+    os.chown(directory, 65534, 65534)
+    with pytest.raises(PermissionError, match="owned by uid 65534"):
+        ensure_private_directory(directory)
+    assert stat.S_IMODE(directory.stat().st_mode) != 0o700  # not ours to change
+    clock = FakeTime()
+    cache = TokenCache(directory, demo_credentials("foreign-dir"), "http://127.0.0.1:1")
+    with caplog.at_level(logging.WARNING):
+        issued = manager(clock, Issuer(clock), cache=cache)
+        assert await issued.get() == "token-1"  # works, but nothing read from or written there
+    assert list(directory.iterdir()) == []
+    assert "token cache ignored" in caplog.text and "token cache not written" in caplog.text
+
+
+def test_a_file_in_place_of_the_token_directory_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "tokens").write_text("x")
+    with pytest.raises(FileExistsError):
+        ensure_private_directory(tmp_path / "tokens")
 
 
 def test_token_answer_expiry_is_kst() -> None:

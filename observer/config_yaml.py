@@ -1,0 +1,108 @@
+"""Bounded YAML for configuration: a size cap, and no alias bombs, deep nesting or recursion.
+
+A 328-byte "billion laughs" (nine anchors, each a list of nine aliases of the
+previous one) makes ``yaml.safe_load`` build 9^9 nodes: gigabytes and a
+``MemoryError`` (issue 14). Before anything is constructed, one pass over the
+parser's events (PyYAML's parser is iterative, so deep input cannot overflow the
+stack) computes the size each anchor would expand to and refuses a document of
+more than ``MAX_NODES`` nodes once aliases are expanded, more than ``MAX_DEPTH``
+nested collections, or an alias to a collection that is still open (a recursive
+structure). Only then is the value built, by a SafeLoader.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from yaml.events import AliasEvent, CollectionEndEvent, CollectionStartEvent, ScalarEvent
+
+from observer.errors import ConfigError
+
+MAX_CONFIG_BYTES = 64 * 1024  # the defaults dump to ~2 KiB; 64 KiB is room for comments
+MAX_NODES = 10_000  # scalars and collections once every alias is expanded
+MAX_DEPTH = 32  # nested mappings and sequences; the schema itself is two deep
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """SafeLoader that keeps timestamps as text: ``start_at: 2026-02-30 10:00:00`` reaches the
+    setting's own check (which names the key) instead of failing in the YAML constructor."""
+
+
+_ConfigLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def read_config_text(path: Path) -> str:
+    """The text of ``path``, read up to the cap; ConfigError names the path and the reason."""
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except ValueError as exc:  # a NUL in the path
+        raise ConfigError(f"{path!r}: cannot read: {exc}") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: larger than {MAX_CONFIG_BYTES} bytes; not a config file")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+
+
+def load_yaml(text: str) -> Any:
+    """Parse one YAML document within the bounds above.
+
+    Raises ConfigError (one line: the problem and where) for invalid YAML or an
+    oversized expansion; never MemoryError or RecursionError.
+    """
+    try:
+        _check_shape(text)
+        return yaml.load(text, Loader=_ConfigLoader)  # a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"not valid YAML: {_yaml_problem(exc)}") from None
+    except (ValueError, OverflowError) as exc:  # a constructor's own check, e.g. !!binary
+        raise ConfigError(f"not valid YAML: {exc}") from None
+
+
+def _check_shape(text: str) -> None:
+    """One pass over the events: expanded node count, depth, recursive aliases."""
+    expanded: dict[str, int] = {}  # anchor → nodes it stands for
+    stack: list[tuple[str | None, int]] = [(None, 0)]  # (anchor, nodes so far) per collection
+    for event in yaml.parse(text, Loader=_ConfigLoader):
+        if isinstance(event, CollectionStartEvent):
+            if len(stack) > MAX_DEPTH:
+                raise ConfigError(f"YAML nested deeper than {MAX_DEPTH} levels")
+            stack.append((event.anchor, 1))
+            continue
+        if isinstance(event, CollectionEndEvent):
+            anchor, size = stack.pop()
+        elif isinstance(event, AliasEvent):
+            if any(event.anchor == open_anchor for open_anchor, _ in stack):
+                raise ConfigError(f"YAML alias *{event.anchor} refers to itself")
+            anchor, size = None, expanded.get(event.anchor or "", 1)  # undefined: safe_load says
+        elif isinstance(event, ScalarEvent):
+            anchor, size = event.anchor, 1
+        else:
+            continue
+        if anchor is not None:
+            expanded[anchor] = size
+        parent_anchor, parent_size = stack[-1]
+        stack[-1] = (parent_anchor, parent_size + size)
+        if parent_size + size > MAX_NODES:
+            raise ConfigError(
+                f"YAML expands to more than {MAX_NODES} values (aliases of aliases?); refused"
+            )
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """``expected ',' or ']', but got '<stream end>' at line 2, column 1``: one line."""
+    problem = getattr(exc, "problem", None)
+    mark = getattr(exc, "problem_mark", None)
+    if problem is None:
+        return " ".join(str(exc).split())
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{problem}{where}"
