@@ -260,7 +260,12 @@ class SessionProtocol:
         return actions
 
     def receive(self, raw: str | bytes, now: float) -> list[Action]:
-        """One message received at ``now`` (while open): what to do about it."""
+        """One message received at ``now`` (while open): what to do about it (never nothing).
+
+        A data frame gives ``[Records]`` alone (the loop's fast path relies on it), a
+        heartbeat its echo, a reply ``Replied`` (then ``Close`` for OPSP8996 and
+        OPSP0011), anything unreadable ``Malformed``.
+        """
         if isinstance(raw, str) and raw[:2] == "0|":  # nearly every message: parse it directly
             try:
                 trades = parse_trade_frame(raw)

@@ -297,7 +297,7 @@ events = st.lists(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(events)
 def test_the_server_never_holds_more_than_41_and_holds_what_is_held(
     sequence: list[tuple[str, int]],
