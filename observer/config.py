@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import jsonschema
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from observer.config_values import SIM_MAX_SPEED, parse_sim_start
+from observer.config_values import SIM_MAX_SPEED, parse_endpoint_url, parse_sim_start
 from observer.config_values import parse_listen as parse_listen  # re-exported
 from observer.config_values import parse_shard as parse_shard  # re-exported
 from observer.config_yaml import load_yaml, read_config_text
@@ -110,8 +110,22 @@ class ProviderSettings(_Section):
     env: Literal["real", "virtual"] | None = Field(
         None, description="With kind=kis: use the broker's real or virtual (mock) domains."
     )
-    rest_url: str | None = Field(None, description="With kind=kis: REST base URL.")
-    ws_url: str | None = Field(None, description="With kind=kis: WebSocket URL.")
+    rest_url: str | None = Field(None, description="With kind=kis: REST base URL (http, https).")
+    ws_url: str | None = Field(None, description="With kind=kis: WebSocket URL (ws, wss).")
+
+    @field_validator("rest_url")
+    @classmethod
+    def _rest_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_endpoint_url(value, schemes=("http", "https"))
+        return value
+
+    @field_validator("ws_url")
+    @classmethod
+    def _ws_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_endpoint_url(value, schemes=("ws", "wss"))
+        return value
 
     @model_validator(mode="after")
     def _kis_needs_endpoint(self) -> ProviderSettings:

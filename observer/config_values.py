@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import re
+from urllib.parse import SplitResult, urlsplit
 
 # The simulator's clock must stay within what its calendar and date formats handle
 # (chk-holiday's BASS_DT is refused outside 1970-2999), with years to run at top speed.
@@ -36,6 +37,27 @@ def parse_listen(value: str) -> tuple[str, int]:
             "the host is neither an IP address nor a name of DNS labels (1-63 characters)"
         )
     return host, int(port_text)
+
+
+def parse_endpoint_url(value: str, *, schemes: tuple[str, ...]) -> SplitResult:
+    """A URL with one of ``schemes``, a usable host (as ``parse_listen``) and a valid port.
+
+    A host label of 64 characters once ended ``observer run`` in an idna traceback
+    at the first request (issue 14); ValueError says what is wrong instead.
+    """
+    parts = urlsplit(value)
+    if parts.scheme not in schemes:
+        raise ValueError(f"expected a URL with scheme {' or '.join(schemes)}")
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a port out of range or not a number
+    except ValueError:
+        raise ValueError("the port is not a number from 0 to 65535") from None
+    host = parts.hostname or ""
+    if not host or not (_is_ip(host) or _is_host_name(host)):
+        raise ValueError(
+            "the host is neither an IP address nor a name of DNS labels (1-63 characters)"
+        )
+    return parts
 
 
 def _is_ipv6(text: str) -> bool:

@@ -276,6 +276,24 @@ def test_listen_accepts_every_interface_and_names(text: str, parsed: tuple[str, 
     assert parse_listen(text) == parsed
 
 
+@pytest.mark.parametrize(
+    ("key", "url", "reason"),
+    [
+        ("rest_url", "http://" + "a" * 64 + ":80", "neither an IP address nor a name"),
+        ("rest_url", "notaurl", "scheme http or https"),
+        ("rest_url", "ws://127.0.0.1:80", "scheme http or https"),
+        ("rest_url", "http://127.0.0.1:99999", "port is not a number"),
+        ("ws_url", "http://127.0.0.1:80", "scheme ws or wss"),
+        ("ws_url", "ws://:80", "neither an IP address nor a name"),
+    ],
+)
+def test_provider_urls_are_checked_before_any_request(key: str, url: str, reason: str) -> None:
+    environ = {"OBSERVER_PROVIDER__KIND": "kis", f"OBSERVER_PROVIDER__{key.upper()}": url}
+    environ |= {"OBSERVER_PROVIDER__ENV": "virtual"}
+    with pytest.raises(ConfigError, match=rf"provider\.{key} = .*{reason}"):
+        load_settings(environ=environ)
+
+
 def test_environment_errors_name_the_variable(tmp_path: Path) -> None:
     key = r"rate_limit\.rate_per_second = inf \(from OBSERVER_RATE_LIMIT__RATE_PER_SECOND\)"
     with pytest.raises(ConfigError, match=key + ": .*finite"):
