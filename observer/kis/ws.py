@@ -187,7 +187,7 @@ class TrackBSession:
             async with self._transport(self._url) as connection:
                 await self._serve(connection)
         except ConnectionClosed:
-            pass  # the protocol tells a drop from a refused open
+            pass  # a close: the protocol tells a drop (after the open) from an error
         except CLOSED as exc:
             # A refused handshake, a protocol violation or a network error.
             log.warning("websocket failed: %s", describe_transport_error("GET", self._url, exc))
