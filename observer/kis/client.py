@@ -313,7 +313,7 @@ class KisClient:
         failure = classify(http_status=status)
         self._observe("master_file", started, failure)
         if failure is not None:
-            raise KisApiError("master_file", failure)
+            raise KisApiError("master_file", failure, f"GET {_plain_url(url)} HTTP {status}")
         return data
 
     # --- plumbing ----------------------------------------------------------------
@@ -403,7 +403,8 @@ class KisClient:
         if failure.rate_limited and endpoint != "token":
             self.limiter.server_rejected()
         message = _opt_str(body.get("msg1") or body.get("error_description")) or ""
-        raise KisApiError(endpoint, failure, message)
+        where = f"{method} {_plain_url(self.rest_url + path)} HTTP {status}"
+        raise KisApiError(endpoint, failure, f"{where}: {message}" if message else where)
 
     def _observe(self, endpoint: str, started: float, failure: Classification | None) -> None:
         elapsed = time.perf_counter() - started

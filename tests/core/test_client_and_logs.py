@@ -17,6 +17,7 @@ from metrics.registry import Metrics
 from observer.config import TokenSettings
 from observer.credentials import demo_credentials
 from observer.kis.client import KisClient
+from observer.kis.errors import KisApiError
 from observer.limiter import RateLimiter
 from observer.logs import OneLineFormatter, RepeatFilter, SecretMask
 from observer.market import kst_day
@@ -193,3 +194,19 @@ def test_a_flood_of_one_warning_is_cut_to_a_few_lines_and_counted() -> None:
         "error observer.test.flood socket.accept() out of system resource fd=7 suppressed=498",
         "error observer.test.flood socket.accept() out of system resource fd=8",
     ]
+
+
+async def test_a_refused_call_names_the_url_and_status(
+    client: tuple[KisClient, SimExchange], metrics: Metrics
+) -> None:
+    kis, sim = client
+    await kis.inquire_price(sim.universe_codes()[0])  # a token first
+    await sim.inject(
+        {"kind": "rest_errors", "msg_cd": "OPSQ2000", "http_status": 500, "seconds": 5}
+    )
+    with pytest.raises(KisApiError) as refused:
+        await kis.inquire_price(sim.universe_codes()[0])
+    text = str(refused.value)
+    path = "/uapi/domestic-stock/v1/quotations/inquire-price"
+    assert f"GET {sim.rest_url}{path} HTTP 500: " in text, text
+    assert "FID_INPUT_ISCD" not in text  # no query in the message
