@@ -45,10 +45,16 @@ class Page:
         return await self._browser.call(method, session_id=self._session, **params)
 
     async def evaluate(self, expression: str) -> Any:
-        """The JSON value of ``expression`` in the page (awaited if it is a promise)."""
-        answer = await self.call(
-            "Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True
-        )
+        """The JSON value of ``expression`` in the page (awaited if it is a promise);
+        None while a navigation leaves the page without a document to evaluate in."""
+        try:
+            answer = await self.call(
+                "Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True
+            )
+        except DevToolsError as exc:
+            if "execution context" in str(exc).lower():
+                return None
+            raise
         if "exceptionDetails" in answer:
             raise DevToolsError(f"{expression!r} threw: {answer['exceptionDetails']}")
         return answer["result"].get("value")

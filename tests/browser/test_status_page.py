@@ -6,6 +6,7 @@ sweep progress it shows advances, the slot table fills (seeded from the volume
 ranking, then Track A's triggers), a dropped frame shows as a gap that backfill
 recovers, the stack's links appear when ``--with-stack`` ran it, and a
 full-page screenshot goes to ``docs/status-page.png`` (shown in the README).
+Behind basic auth, the page opened with credentials in its address refreshes too.
 """
 
 from __future__ import annotations
@@ -19,9 +20,13 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import bcrypt
 import pytest
 import yaml
 
+from exporter.server import ExporterServer, serving
+from exporter.webconfig import WebConfig
+from metrics.registry import Metrics
 from observer.credentials import demo_credentials
 from observer.sim import SimExchange
 from observer.stack.native import binaries_available
@@ -37,6 +42,7 @@ WIDTH = 1280
 WITHIN_S = 60.0
 TRIGGER_KINDS = {"price_move", "volume_surge", "volume_rank"}
 CREDENTIALS = demo_credentials("status-page")
+PASSWORD = "status-page-password"
 
 # What the page shows, read from its DOM as a person would read it.
 PAGE_STATE = """(() => {
@@ -167,6 +173,33 @@ async def test_the_status_page_shows_observer_working_in_chromium(tmp_path: Path
 
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), WITHIN_S) == 0
+
+
+async def test_the_page_refreshes_behind_basic_auth(tmp_path: Path, metrics: Metrics) -> None:
+    """Opened as http://user:password@host/ (a URL whose credentials a fetch refuses), the
+    page still reads its summary; without the credentials Chromium gets no page at all."""
+    hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
+    server = ExporterServer(metrics, web_config=WebConfig(basic_auth_users={"viewer": hashed}))
+    async with (
+        serving(server, "127.0.0.1", 0),
+        headless_chromium(tmp_path / "profile") as browser,
+    ):
+        refused = await browser.open(server.url + "/")
+        title = await refused.wait_for(
+            "document.readyState === 'complete' ? document.title : null",
+            lambda title: True,
+            within_s=WITHIN_S,
+            what="the refused page",
+        )
+        assert title != "Observer status"
+        page = await browser.open(f"http://viewer:{PASSWORD}@127.0.0.1:{server.port}/")
+        state = await page.wait_for(
+            PAGE_STATE,
+            lambda s: s["refreshes"] >= 2 or s["error"] != "",
+            within_s=WITHIN_S,
+            what="two refreshes",
+        )
+        assert state["error"] == "" and state["ready"] == "not ready", state
 
 
 async def _trading_held_symbol(page: Page, sim: SimExchange) -> str:
