@@ -20,7 +20,7 @@ import sentry_sdk
 from sentry_sdk.integrations.aiohttp import AioHttpIntegration
 from sentry_sdk.profiler.continuous_profiler import teardown_continuous_profiler
 from sentry_sdk.tracing import Span
-from sentry_sdk.utils import BadDsn
+from sentry_sdk.utils import BadDsn, Dsn
 
 from observer import __version__
 from observer.config import SentrySettings
@@ -265,6 +265,19 @@ class Tracking:
             "before_send_transaction": self.scrubber.before_send,
             "before_breadcrumb": self.scrubber.before_breadcrumb,
         }
+
+    def check(self) -> None:
+        """Raise ConfigError naming ``sentry.dsn`` (or ``SENTRY_DSN``) for a malformed DSN.
+
+        Parses only: ``observer run`` calls it before anything starts.
+        """
+        if self.dsn is None:
+            return
+        try:
+            Dsn(self.dsn)
+        except BadDsn as exc:
+            where = "sentry.dsn" if self.settings.dsn else ENV_DSN
+            raise ConfigError(f"{where}: not a valid Sentry DSN: {exc}") from None
 
     def start(self) -> bool:
         """Initialise Sentry if a DSN is set; False (and nothing done) otherwise.

@@ -267,13 +267,14 @@ def main(args: argparse.Namespace) -> int:
     settings = _settings(args)
     credentials = _credentials(settings)
     password = storage_password(settings)
+    tracking = Tracking(settings.sentry, tags={"provider": settings.provider.kind})
+    tracking.check()
     secrets = [*(credentials.secrets() if credentials else ()), *([password] if password else [])]
     mask = logs.configure(settings.log_level, secrets=secrets)
     _private_token_directory(settings)
     # The hard limit is what the administrator allows; the soft one is often a shell's 1024.
     log.info("descriptor limit=%s", raise_descriptor_limit())
     sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
-    tracking = Tracking(settings.sentry, tags={"provider": settings.provider.kind})
     with tracking:
         serving = _serve(
             settings, credentials, args.with_stack, tracking=tracking, mask=mask, password=password

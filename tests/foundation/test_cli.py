@@ -91,6 +91,8 @@ RUN_CASES = [
     (None, [], {"OBSERVER_DATA_DIR": "a-file"}, "data_dir = 'a-file' (from OBSERVER_DATA_DIR)"),
     (None, [], {"OBSERVER_SIM__SPEED": "1.0e300"}, "(from OBSERVER_SIM__SPEED)"),
     (None, [], {"OBSERVER_LOG_LEVEL": "loud"}, "log_level = 'LOUD' (from OBSERVER_LOG_LEVEL)"),
+    (None, [], {"OBSERVER_SENTRY__DSN": "garbage"}, "sentry.dsn: not a valid Sentry DSN"),
+    (None, [], {"SENTRY_DSN": "garbage"}, "SENTRY_DSN: not a valid Sentry DSN"),
     (
         None,
         ["--rest-url", "http://" + "h" * 64 + ":80", "--ws-url", "ws://127.0.0.1:9"],
