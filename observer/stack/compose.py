@@ -80,6 +80,15 @@ def observer_service(build_context: str = DEFAULT_BUILD_CONTEXT) -> dict[str, An
         # The bundled simulator is the default provider; the exporter listens on every
         # interface inside the container so Prometheus can reach it by service name.
         "command": ["run", "--listen", f"0.0.0.0:{layout.OBSERVER_PORT}"],
+        # The status page links the rest of the stack where a browser on the host finds it.
+        "environment": {
+            f"OBSERVER_EXPORTER__LINKS__{name.upper()}": f"http://localhost:{port}"
+            for name, port in (
+                ("prometheus", layout.PROMETHEUS_PORT),
+                ("alertmanager", layout.ALERTMANAGER_PORT),
+                ("grafana", layout.GRAFANA_PORT),
+            )
+        },
         "ports": [_port(layout.OBSERVER_PORT)],
         "restart": "unless-stopped",
         "healthcheck": _healthcheck(["python", "-c", probe], start_period_s=30),

@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from observer.config import load_settings
 from observer.stack import compose, layout
 from tests.stack.conftest import requires
 
@@ -68,6 +69,17 @@ def test_only_the_four_ui_and_api_ports_are_published(generated: Path) -> None:
         "127.0.0.1:9464:9464",
         "3000:3000",
     ]
+
+
+def test_observers_status_page_links_the_published_ui_ports(generated: Path) -> None:
+    environment = _services(generated)["observer"]["environment"]
+    links = load_settings(environ=environment).exporter.links
+    published = {
+        name: int(port.rsplit(":", 1)[1])
+        for name in ("prometheus", "alertmanager", "grafana")
+        for port in _services(generated)[name]["ports"]
+    }
+    assert links == {name: f"http://localhost:{port}" for name, port in published.items()}
 
 
 def test_images_are_pinned_and_observer_is_built_from_the_repository(generated: Path) -> None:
