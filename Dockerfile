@@ -10,6 +10,7 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY observer ./observer
 COPY exporter ./exporter
+COPY metrics ./metrics
 COPY dashboards ./dashboards
 COPY rules ./rules
 RUN pip install . && rm -rf /src

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import subprocess
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +109,23 @@ def test_mounted_folders_exist_in_the_generated_output(generated: Path) -> None:
             source = volume.split(":", 1)[0]
             if source.startswith("./"):
                 assert (generated / source).is_dir(), volume
+
+
+def test_dockerfile_copies_every_package_the_project_installs() -> None:
+    root = Path(__file__).resolve().parents[2]
+    project = tomllib.loads((root / "pyproject.toml").read_text())
+    patterns = project["tool"]["setuptools"]["packages"]["find"]["include"]
+    packages = {
+        path.parent.name
+        for path in root.glob("*/__init__.py")
+        if any(fnmatch.fnmatch(path.parent.name, pattern) for pattern in patterns)
+    }
+    copied = {
+        words[1]
+        for words in (line.split() for line in (root / "Dockerfile").read_text().splitlines())
+        if words and words[0] == "COPY"
+    }
+    assert packages and packages <= copied, sorted(packages - copied)
 
 
 def test_dockerfile_runs_as_an_unprivileged_user_on_a_slim_base() -> None:
