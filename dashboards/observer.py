@@ -15,7 +15,14 @@ from grafanalib import core as g
 
 from dashboards.panels import datasource, layout
 from dashboards.rows_collection import gaps_row, track_a_row, track_b_row, universe_row
-from dashboards.rows_service import api_row, rate_limit_row, storage_row, system_row, token_row
+from dashboards.rows_service import (
+    api_row,
+    cluster_row,
+    rate_limit_row,
+    storage_row,
+    system_row,
+    token_row,
+)
 from metrics import catalog as c
 
 UID = "observer-overview"
@@ -87,6 +94,7 @@ def dashboard(params: DashboardParams | None = None) -> g.Dashboard:
         token_row(),
         system_row(),
         storage_row(),
+        cluster_row(),
     )
     return g.Dashboard(
         title=params.title,

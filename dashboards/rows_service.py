@@ -326,3 +326,62 @@ def storage_row() -> Row:
             ),
         ),
     )
+
+
+def cluster_row() -> Row:
+    """Several Observers (one per app key) as one collector; empty outside a cluster."""
+    sweep = c.TRACK_A_SWEEP_DURATION
+    return Row(
+        "Cluster",
+        (
+            (
+                stat(
+                    "Members",
+                    "Live members of the cluster (holders of a key lock), as each sees them.",
+                    "short",
+                    [(f"max({sel(c.CLUSTER_MEMBERS)})", "members")],
+                ),
+                4,
+            ),
+            (
+                stat(
+                    "Leader",
+                    "1 on the member holding the leader lock (0 everywhere outside a cluster).",
+                    "short",
+                    [(f"max by (instance) ({sel(c.CLUSTER_LEADER)})", INST)],
+                ),
+                4,
+            ),
+            (
+                timeseries(
+                    "Symbols per member",
+                    "Track A symbols each member sweeps (rendezvous split of the universe) "
+                    "and their sum against the universe.",
+                    "short",
+                    [
+                        (sel(c.CLUSTER_SYMBOLS_OWNED), INST),
+                        (f"sum({sel(c.CLUSTER_SYMBOLS_OWNED)})", "owned, all members"),
+                        (f"max({sel(c.UNIVERSE_SIZE)})", "universe"),
+                    ],
+                ),
+                8,
+            ),
+            (
+                timeseries(
+                    "Cluster sweep period",
+                    "The slowest member's last sweep: every symbol is swept at least this "
+                    "often; rebalances (a member joined or left) per rate interval.",
+                    "s",
+                    [
+                        (
+                            f"max(rate({sel(sweep, '_sum')}[$__rate_interval]) "
+                            f"/ rate({sel(sweep, '_count')}[$__rate_interval]))",
+                            "sweep period",
+                        ),
+                        (increase(c.CLUSTER_REBALANCES), "rebalances " + INST),
+                    ],
+                ),
+                8,
+            ),
+        ),
+    )

@@ -488,6 +488,34 @@ STORAGE_OLDEST_ROW_AGE = MetricSpec(
     label_values=(("kind", ROW_KINDS),),
     extra=True,
 )
+CLUSTER_MEMBERS = MetricSpec(
+    name="observer_cluster_members",
+    kind=Kind.GAUGE,
+    help="Live members of the cluster as this instance sees them (0 outside a cluster).",
+    group="cluster",
+    extra=True,
+)
+CLUSTER_SYMBOLS_OWNED = MetricSpec(
+    name="observer_cluster_symbols_owned",
+    kind=Kind.GAUGE,
+    help="Track A symbols this instance sweeps as its share of the cluster's universe.",
+    group="cluster",
+    extra=True,
+)
+CLUSTER_LEADER = MetricSpec(
+    name="observer_cluster_leader",
+    kind=Kind.GAUGE,
+    help="1 on the cluster's leader, else 0.",
+    group="cluster",
+    extra=True,
+)
+CLUSTER_REBALANCES = MetricSpec(
+    name="observer_cluster_rebalances_total",
+    kind=Kind.COUNTER,
+    help="Times the live members or this instance's share of the universe changed.",
+    group="cluster",
+    extra=True,
+)
 SYSTEM_UPTIME = MetricSpec(
     name="observer_system_uptime_seconds",
     kind=Kind.GAUGE,
@@ -555,6 +583,10 @@ CATALOG: tuple[MetricSpec, ...] = (
     STORAGE_ROWS_DELETED,
     STORAGE_DATABASE_BYTES,
     STORAGE_OLDEST_ROW_AGE,
+    CLUSTER_MEMBERS,
+    CLUSTER_SYMBOLS_OWNED,
+    CLUSTER_LEADER,
+    CLUSTER_REBALANCES,
     SYSTEM_UPTIME,
     SYSTEM_READY,
     BUILD_INFO,

@@ -335,6 +335,22 @@ class LogSettings(_Section):
     )
 
 
+class ClusterSettings(_Section):
+    enabled: bool = Field(
+        False,
+        description="One of several Observers (one per app key) sharing storage.url's database.",
+    )
+    rebalance_seconds: float = Field(
+        10.0, gt=0, le=3600, description="Seconds between looks at the live members."
+    )
+    member_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=200,
+        description="This instance's name among the members; default host-pid-random.",
+    )
+
+
 class SentrySettings(_Section):
     dsn: str | None = Field(None, description="Sentry DSN; off when unset (or SENTRY_DSN).")
     environment: str = Field("production", description="Sentry environment tag.")
@@ -363,6 +379,15 @@ class ObserverSettings(_Section):
     gaps: GapSettings = GapSettings()
     storage: StorageSettings = StorageSettings()
     sentry: SentrySettings = SentrySettings()
+    cluster: ClusterSettings = ClusterSettings()
+
+    @model_validator(mode="after")
+    def _cluster_needs_postgres(self) -> ObserverSettings:
+        if self.cluster.enabled and self.storage.url is None:
+            raise ValueError(
+                "cluster.enabled needs storage.url: the members share a PostgreSQL database"
+            )
+        return self
 
     @field_validator("log_level", mode="before")
     @classmethod

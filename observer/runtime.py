@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from metrics.registry import Metrics
+from observer.cluster import ClusterMember
 from observer.config import ObserverSettings, parse_shard
 from observer.credentials import Credentials, demo_credentials
 from observer.errors import ConfigError, ObserverError
@@ -110,6 +111,7 @@ class Context:
     triggers: TriggerHub = field(default_factory=TriggerHub)
     status: StatusBoard = field(default_factory=StatusBoard)  # what the status page shows
     tracking: Tracking | None = None  # Sentry; None or not started: reports are no-ops
+    cluster: ClusterMember | None = None  # set when cluster.enabled
     gaps_detected: int = 0  # since start, for the progress line
 
     def report_gap(self, gap: Gap) -> None:
@@ -162,6 +164,18 @@ class UniverseRefresher:
         while True:
             await asyncio.sleep(self._interval)
             await self.load_until_done(min(self._interval, 300.0))
+
+
+class _Idle:
+    """A component with nothing to do (a feature that is off)."""
+
+    async def run(self) -> None:
+        return None
+
+
+def build_cluster(context: Context) -> ClusterMember | _Idle:
+    """The cluster's periodic look at its members, when cluster.enabled."""
+    return context.cluster if context.cluster is not None else _Idle()
 
 
 def build_track_a(context: Context) -> TrackA:
@@ -259,6 +273,7 @@ def build_progress_log(context: Context) -> ProgressLog:
 ComponentFactory = Callable[[Context], Component]
 COMPONENTS: tuple[ComponentFactory, ...] = (
     UniverseRefresher,
+    build_cluster,
     build_track_a,
     build_track_b,
     build_seeder,
@@ -331,8 +346,10 @@ class ObserverApp:
         status: StatusBoard | None = None,
         on_secret: Callable[[str], None] = lambda value: None,
         storage_password: str | None = None,
+        exporter_url: str = "",
     ) -> None:
         self.tracking = tracking
+        self._exporter_url = exporter_url
         self.status = status or StatusBoard()
         self._storage_password = storage_password
         self._on_secret = on_secret
@@ -359,12 +376,27 @@ class ObserverApp:
         ):
             context = self._context(http, storage)
             self.context = context
-            started = await _until_stopped(stop, self._prepare(context))
-            if not started:
-                return
-            components = [factory(context) for factory in self._factories]
-            await _until_stopped(stop, _run_all(components))
-            log.info("stopping: components cancelled, flushing storage")
+            if settings.cluster.enabled and settings.storage.url is not None:
+                context.cluster = ClusterMember(
+                    settings.cluster,
+                    settings.storage.url,
+                    password=self._storage_password,
+                    key_fingerprint=self.endpoint.credentials.fingerprint,
+                    universe=context.universe,
+                    metrics=self.metrics,
+                    readiness=self.readiness,
+                    exporter_url=self._exporter_url,
+                )
+            try:
+                started = await _until_stopped(stop, self._prepare(context))
+                if not started:
+                    return
+                components = [factory(context) for factory in self._factories]
+                await _until_stopped(stop, _run_all(components))
+                log.info("stopping: components cancelled, flushing storage")
+            finally:
+                if context.cluster is not None:
+                    await context.cluster.leave()
 
     def _context(self, http: aiohttp.ClientSession, storage: Storage) -> Context:
         settings, endpoint = self.settings, self.endpoint
@@ -423,9 +455,14 @@ class ObserverApp:
             )
 
     async def _prepare(self, context: Context) -> None:
+        if context.cluster is not None:
+            # The key's owner, or a standby here until the owner is gone: no token before.
+            await context.cluster.join()
         await context.client.tokens.get()
         self._token_readiness(context.client)
         await UniverseRefresher(context).load_until_done(UNIVERSE_RETRY_SECONDS)
+        if context.cluster is not None:
+            await context.cluster.rebalance()  # Track A starts with this member's share
 
     def _token_readiness(self, client: KisClient) -> None:
         validity = client.tokens.validity_seconds()

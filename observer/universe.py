@@ -53,27 +53,52 @@ class UniverseChange:
 
 
 class Universe:
-    """The current set of codes, sorted; ``replace`` applies a reload and counts the change."""
+    """The current set of codes, sorted; ``replace`` applies a reload and counts the change.
+
+    In a cluster, ``assign`` narrows what this instance sweeps (``codes``) to the
+    symbols it owns among the live members; ``listed`` stays the whole universe
+    (``observer_universe_size``).
+    """
 
     def __init__(self, metrics: Metrics, *, shard: tuple[int, int] | None = None) -> None:
         self._metrics = metrics
         self.shard = shard
+        self._listed: tuple[str, ...] = ()
         self._codes: tuple[str, ...] = ()
+        self._owns: Callable[[Iterable[str]], frozenset[str]] | None = None
         self.loaded = False
 
     @property
     def codes(self) -> tuple[str, ...]:
+        """The codes this instance sweeps."""
         return self._codes
+
+    @property
+    def listed(self) -> tuple[str, ...]:
+        """Every code of the universe (of this shard), owned here or not."""
+        return self._listed
 
     def __len__(self) -> int:
         return len(self._codes)
 
+    def assign(self, owns: Callable[[Iterable[str]], frozenset[str]]) -> UniverseChange:
+        """Sweep from now on only ``owns(listed)``; what this instance gained and gave away.
+
+        Not a listing event: nothing is counted as created or deleted.
+        """
+        self._owns = owns
+        before = set(self._codes)
+        mine = owns(self._listed)
+        self._codes = tuple(sorted(mine))
+        return UniverseChange(frozenset(mine - before), frozenset(before - mine))
+
     def replace(self, codes: Iterable[str]) -> UniverseChange:
         kept = keep_shard(codes, self.shard)
-        before = set(self._codes)
+        before = set(self._listed)
         change = UniverseChange(frozenset(kept - before), frozenset(before - kept))
-        self._codes = tuple(sorted(kept))
-        self._metrics.gauge(catalog.UNIVERSE_SIZE).set(len(self._codes))
+        self._listed = tuple(sorted(kept))
+        self._codes = self._listed if self._owns is None else tuple(sorted(self._owns(kept)))
+        self._metrics.gauge(catalog.UNIVERSE_SIZE).set(len(self._listed))
         if self.loaded:
             self._metrics.counter(catalog.UNIVERSE_CREATED).inc(len(change.added))
             self._metrics.counter(catalog.UNIVERSE_DELETED).inc(len(change.removed))

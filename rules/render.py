@@ -7,6 +7,7 @@ from typing import Any
 import yaml
 
 from rules.alertmanager import alertmanager_config
+from rules.alerts_cluster import cluster_alerts
 from rules.alerts_collection import collection_alerts
 from rules.alerts_ops import ops_alerts, slo_alerts
 from rules.alerts_service import service_alerts
@@ -32,6 +33,7 @@ def alert_groups(params: RuleParams) -> tuple[tuple[str, tuple[AlertDefinition, 
         ("observer.source", source_definitions(params)),
         ("observer.operations", ops_alerts(params)),
         ("observer.storage", storage_alerts(params)),
+        ("observer.cluster", cluster_alerts(params)),
         ("observer.slo", slo_alerts(params)),
     )
 

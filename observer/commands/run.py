@@ -253,6 +253,7 @@ async def _serve(
                 status=status,
                 on_secret=mask.add,
                 storage_password=password,
+                exporter_url=server.url,
             )
             await app.run(stop)
     finally:

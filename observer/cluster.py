@@ -1,0 +1,247 @@
+"""Several Observers, one per app key, as one collector: membership through PostgreSQL.
+
+Each instance keeps one connection of its own to the shared database and on it:
+
+- **the key lock**: a session-level advisory lock on its key's fingerprint
+  (``Credentials.fingerprint``; the key itself is never stored). The holder
+  owns the key; a second instance started with the same key waits as a standby
+  (not ready, polling every second) and takes over within a second or so of the
+  owner's death, when the server releases the lock with the owner's connection;
+- **a row in ``cluster_members``**: member id, key fingerprint, exporter URL,
+  start time, the connection's backend pid. The live members are the rows whose
+  backend still holds an advisory lock (``pg_locks``): a killed member drops out
+  as soon as its connection is gone, with nobody to tell;
+- **the leader lock**: one more advisory lock; the leader tidies the rows of
+  members that are gone and is shown by ``observer_cluster_leader``.
+
+Every ``cluster.rebalance_seconds`` each member reads the live members and keeps
+the symbols it owns by rendezvous hashing over their key fingerprints
+(``membership.owned``): a leave hands the leaver's symbols to the survivors, a
+join takes about 1/N from everyone, and a standby taking over a key inherits
+exactly that key's symbols. A member whose coordination connection breaks stops
+(``ClusterError``) rather than risk a key with two owners.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+
+from metrics import catalog
+from metrics.registry import Metrics
+from observer.config import ClusterSettings
+from observer.errors import ObserverError
+from observer.membership import Member, owned
+from observer.readiness import Readiness
+from observer.storage_pg import redact
+from observer.universe import Universe
+
+log = logging.getLogger(__name__)
+STANDBY_POLL_SECONDS = 1.0
+CONNECT_TIMEOUT_SECONDS = 5
+LEADER_LOCK = "observer:leader"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS cluster_members (
+    member_id text PRIMARY KEY, key_fingerprint text NOT NULL, exporter_url text NOT NULL,
+    started_at double precision NOT NULL, seen_at double precision NOT NULL,
+    backend_pid integer NOT NULL, role text NOT NULL
+)
+"""
+REGISTER = """
+INSERT INTO cluster_members
+    (member_id, key_fingerprint, exporter_url, started_at, seen_at, backend_pid, role)
+VALUES (%s, %s, %s, %s, %s, pg_backend_pid(), %s)
+ON CONFLICT (member_id) DO UPDATE SET role = EXCLUDED.role, seen_at = EXCLUDED.seen_at,
+    backend_pid = EXCLUDED.backend_pid, exporter_url = EXCLUDED.exporter_url
+"""
+LIVE = """
+SELECT member_id, key_fingerprint, exporter_url, started_at FROM cluster_members m
+WHERE m.role = 'owner' AND EXISTS (
+    SELECT 1 FROM pg_locks l
+    WHERE l.locktype = 'advisory' AND l.granted AND l.pid = m.backend_pid
+      AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+)
+ORDER BY key_fingerprint, member_id
+"""
+FORGET_GONE = """
+DELETE FROM cluster_members m WHERE m.role = 'owner' AND NOT EXISTS (
+    SELECT 1 FROM pg_locks l
+    WHERE l.locktype = 'advisory' AND l.granted AND l.pid = m.backend_pid
+)
+"""
+
+
+class ClusterError(ObserverError):
+    """The coordination database cannot be reached or was lost."""
+
+
+def instance_id() -> str:
+    """This process's member id: host, pid and a random suffix (unique across restarts)."""
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+class ClusterMember:
+    """``join`` before collecting (owner of the key, or standby until it is);
+    ``run`` keeps the split up to date; ``leave`` at the end."""
+
+    def __init__(
+        self,
+        settings: ClusterSettings,
+        url: str,
+        *,
+        password: str | None,
+        key_fingerprint: str,
+        universe: Universe,
+        metrics: Metrics,
+        readiness: Readiness,
+        exporter_url: str = "",
+        member_id: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._settings = settings
+        self._url = url
+        self._password = password
+        self.key_fingerprint = key_fingerprint
+        self.member_id = member_id or settings.member_id or instance_id()
+        self._universe = universe
+        self._metrics = metrics
+        self._readiness = readiness
+        self._exporter_url = exporter_url
+        self._clock = clock
+        self._started_at = clock()
+        self._connection: psycopg.AsyncConnection[Any] | None = None
+        self.members: tuple[Member, ...] = ()
+        self.leader = False
+        self.owner = False
+
+    # --- joining and leaving ---------------------------------------------------
+    async def join(self) -> None:
+        """Connect, register, and wait until this instance owns its key (standby until then)."""
+        try:
+            options: dict[str, Any] = {
+                "autocommit": True,
+                "connect_timeout": CONNECT_TIMEOUT_SECONDS,
+            }
+            if self._password is not None:
+                options["password"] = self._password
+            options |= {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2}
+            options["keepalives_count"] = 3
+            self._connection = await psycopg.AsyncConnection.connect(self._url, **options)
+            await self._connection.execute(SCHEMA)
+            await self._register("standby")
+            waiting_logged = False
+            while not await self._try_lock(f"observer:key:{self.key_fingerprint}"):
+                if not waiting_logged:
+                    log.info(
+                        "cluster standby key=%s: another member owns it, waiting",
+                        self.key_fingerprint,
+                    )
+                    waiting_logged = True
+                self._readiness.set("cluster", False, "standby: the key has another owner")
+                await asyncio.sleep(STANDBY_POLL_SECONDS)
+                await self._register("standby")
+            self.owner = True
+            await self._register("owner")
+        except psycopg.Error as exc:
+            raise self._error("cannot join the cluster", exc) from exc
+        self._readiness.set("cluster", True, f"owner of key {self.key_fingerprint}")
+        log.info(
+            "cluster joined member=%s key=%s store=%s",
+            self.member_id,
+            self.key_fingerprint,
+            redact(self._url),
+        )
+        await self.rebalance()
+
+    async def leave(self) -> None:
+        """Drop this member's row and the connection (which releases its locks)."""
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        try:
+            await connection.execute(
+                "DELETE FROM cluster_members WHERE member_id = %s", (self.member_id,)
+            )
+        except psycopg.Error as exc:
+            log.warning("cluster leave: row not removed reason=%s", self._safe(exc))
+        finally:
+            await connection.close()
+        self._metrics.gauge(catalog.CLUSTER_LEADER).set(0)
+
+    # --- the periodic work -------------------------------------------------------
+    async def run(self) -> None:
+        """Every ``rebalance_seconds``: heartbeat, leadership, live members, the split."""
+        while True:
+            await asyncio.sleep(self._settings.rebalance_seconds)
+            await self.rebalance()
+
+    async def rebalance(self) -> None:
+        connection = self._connection
+        if connection is None:
+            raise ClusterError("cluster: not joined")
+        try:
+            await connection.execute(
+                "UPDATE cluster_members SET seen_at = %s WHERE member_id = %s",
+                (self._clock(), self.member_id),
+            )
+            if not self.leader:
+                self.leader = await self._try_lock(LEADER_LOCK)
+                if self.leader:
+                    log.info("cluster leader member=%s", self.member_id)
+            if self.leader:
+                await connection.execute(FORGET_GONE)
+            cursor = await connection.execute(LIVE)
+            rows = await cursor.fetchall()
+        except psycopg.Error as exc:
+            raise self._error("cluster coordination lost", exc) from exc
+        members = tuple(Member(str(r[0]), str(r[1]), str(r[2]), float(r[3])) for r in rows)
+        changed = {m.key_fingerprint for m in members} != {m.key_fingerprint for m in self.members}
+        self.members = members
+        keys = [m.key_fingerprint for m in members]
+        me = self.key_fingerprint
+        change = self._universe.assign(lambda symbols: owned(symbols, keys, me))
+        if changed or change.added or change.removed:
+            self._metrics.counter(catalog.CLUSTER_REBALANCES).inc()
+            log.info(
+                "cluster rebalanced members=%d owned=%d gained=%d gave=%d",
+                len(members),
+                len(self._universe.codes),
+                len(change.added),
+                len(change.removed),
+            )
+        self._metrics.gauge(catalog.CLUSTER_MEMBERS).set(len(members))
+        self._metrics.gauge(catalog.CLUSTER_SYMBOLS_OWNED).set(len(self._universe.codes))
+        self._metrics.gauge(catalog.CLUSTER_LEADER).set(1 if self.leader else 0)
+
+    # --- helpers -------------------------------------------------------------------
+    async def _register(self, role: str) -> None:
+        assert self._connection is not None
+        now = self._clock()
+        await self._connection.execute(
+            REGISTER,
+            (self.member_id, self.key_fingerprint, self._exporter_url, self._started_at, now, role),
+        )
+
+    async def _try_lock(self, name: str) -> bool:
+        assert self._connection is not None
+        cursor = await self._connection.execute(
+            "SELECT pg_try_advisory_lock(hashtext(%s))", (name,)
+        )
+        row = await cursor.fetchone()
+        return bool(row and row[0])
+
+    def _safe(self, error: BaseException) -> str:
+        message = " ".join(str(error).split()) or type(error).__name__
+        return message.replace(self._password, "***") if self._password else message
+
+    def _error(self, what: str, error: BaseException) -> ClusterError:
+        return ClusterError(f"{what} ({redact(self._url)}): {self._safe(error)}")
