@@ -14,6 +14,13 @@ Each instance keeps one connection of its own to the shared database and on it:
 - **the leader lock**: one more advisory lock; the leader tidies the rows of
   members that are gone and is shown by ``observer_cluster_leader``.
 
+Backfill is shared work: every rebalance a member whose Track B has no backfill
+waiting claims pending Track B gaps that no live member holds (stored
+``STALE_GAP_SECONDS`` ago or more, so a live member's fresh gaps stay its own),
+with ``FOR UPDATE SKIP LOCKED`` so two members never claim the same gap, and
+records the claim in ``cluster_gap_claims``; a claim whose member is gone counts
+for nothing, so its gaps are claimed again.
+
 Every ``cluster.rebalance_seconds`` each member reads the live members and keeps
 the symbols it owns by rendezvous hashing over their key fingerprints
 (``membership.owned``): a leave hands the leaver's symbols to the survivors, a
@@ -39,9 +46,11 @@ from metrics import catalog
 from metrics.registry import Metrics
 from observer.config import ClusterSettings
 from observer.errors import ObserverError
+from observer.gaps import GapWindow
 from observer.membership import Member, owned
 from observer.readiness import Readiness
 from observer.storage_pg import redact
+from observer.storage_rows import GAP_COLUMNS, WINDOW_COLUMNS, window_from_row
 from observer.universe import Universe
 
 log = logging.getLogger(__name__)
@@ -49,11 +58,19 @@ STANDBY_POLL_SECONDS = 1.0
 CONNECT_TIMEOUT_SECONDS = 5
 LEADER_LOCK = "observer:leader"
 
+STALE_GAP_SECONDS = 60.0  # a pending gap this old with no live claimer is up for grabs
+CLAIM_BATCH = 20
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS cluster_members (
     member_id text PRIMARY KEY, key_fingerprint text NOT NULL, exporter_url text NOT NULL,
     started_at double precision NOT NULL, seen_at double precision NOT NULL,
     backend_pid integer NOT NULL, role text NOT NULL
+);
+CREATE TABLE IF NOT EXISTS cluster_gap_claims (
+    symbol text NOT NULL, track text NOT NULL, cause text NOT NULL,
+    start double precision NOT NULL, member_id text NOT NULL,
+    claimed_at double precision NOT NULL,
+    PRIMARY KEY (symbol, track, cause, start)
 )
 """
 REGISTER = """
@@ -71,6 +88,37 @@ WHERE m.role = 'owner' AND EXISTS (
       AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
 )
 ORDER BY key_fingerprint, member_id
+"""
+_LIVE_IDS = """
+SELECT m.member_id FROM cluster_members m WHERE EXISTS (
+    SELECT 1 FROM pg_locks l
+    WHERE l.locktype = 'advisory' AND l.granted AND l.pid = m.backend_pid
+)
+"""
+CLAIM_GAPS = f"""
+WITH wanted AS (
+    SELECT g.symbol, g.track, g.cause, g.start FROM gaps g
+    WHERE g.track = 'b' AND g.recovery = 'pending' AND g."end" < %s
+      AND NOT EXISTS (
+          SELECT 1 FROM cluster_gap_claims c
+          WHERE (c.symbol, c.track, c.cause, c.start) = (g.symbol, g.track, g.cause, g.start)
+            AND c.member_id IN ({_LIVE_IDS})
+      )
+    ORDER BY g.start LIMIT %s
+    FOR UPDATE OF g SKIP LOCKED
+)
+INSERT INTO cluster_gap_claims (symbol, track, cause, start, member_id, claimed_at)
+SELECT symbol, track, cause, start, %s, %s FROM wanted
+ON CONFLICT (symbol, track, cause, start) DO UPDATE
+    SET member_id = EXCLUDED.member_id, claimed_at = EXCLUDED.claimed_at
+RETURNING symbol, track, cause, start
+"""
+CLAIMED_WINDOWS = f"""
+SELECT {GAP_COLUMNS}, {WINDOW_COLUMNS} FROM gaps
+WHERE (symbol, track, cause, start) IN (
+    SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::float8[])
+)
+ORDER BY start, symbol
 """
 FORGET_GONE = """
 DELETE FROM cluster_members m WHERE m.role = 'owner' AND NOT EXISTS (
@@ -122,6 +170,14 @@ class ClusterMember:
         self.members: tuple[Member, ...] = ()
         self.leader = False
         self.owner = False
+        self._backfill_idle: Callable[[], bool] | None = None
+        self._adopt: Callable[[list[GapWindow]], None] | None = None
+
+    def share_backfill(
+        self, idle: Callable[[], bool], adopt: Callable[[list[GapWindow]], None]
+    ) -> None:
+        """Take part in the shared backfill: when ``idle()``, claimed gaps go to ``adopt``."""
+        self._backfill_idle, self._adopt = idle, adopt
 
     # --- joining and leaving ---------------------------------------------------
     async def join(self) -> None:
@@ -218,9 +274,39 @@ class ClusterMember:
                 len(change.added),
                 len(change.removed),
             )
+        await self._claim_gaps()
         self._metrics.gauge(catalog.CLUSTER_MEMBERS).set(len(members))
         self._metrics.gauge(catalog.CLUSTER_SYMBOLS_OWNED).set(len(self._universe.codes))
         self._metrics.gauge(catalog.CLUSTER_LEADER).set(1 if self.leader else 0)
+
+    async def claim_gaps(self) -> list[GapWindow]:
+        """Claim pending Track B gaps no live member holds; their windows, oldest first."""
+        connection = self._connection
+        if connection is None:
+            raise ClusterError("cluster: not joined")
+        now = self._clock()
+        try:
+            async with connection.transaction():
+                cursor = await connection.execute(
+                    CLAIM_GAPS, (now - STALE_GAP_SECONDS, CLAIM_BATCH, self.member_id, now)
+                )
+                keys = await cursor.fetchall()
+                if not keys:
+                    return []
+                columns = [list(column) for column in zip(*keys, strict=True)]
+                cursor = await connection.execute(CLAIMED_WINDOWS, columns)
+                rows = await cursor.fetchall()
+        except psycopg.Error as exc:
+            raise self._error("cluster coordination lost", exc) from exc
+        return [window_from_row(row) for row in rows]
+
+    async def _claim_gaps(self) -> None:
+        if self._adopt is None or self._backfill_idle is None or not self._backfill_idle():
+            return
+        windows = await self.claim_gaps()
+        if windows:
+            log.info("cluster claimed pending gaps count=%d", len(windows))
+            self._adopt(windows)
 
     # --- helpers -------------------------------------------------------------------
     async def _register(self, role: str) -> None:

@@ -226,9 +226,12 @@ def build_track_b(context: Context) -> TrackB:
         on_recovered=context.status.gap,
         reporter=context.tracking,
         last_trades=context.storage.last_trades,  # resume each symbol after a restart
-        pending_gaps=context.storage.pending_gaps,  # finish what a killed process left
+        # Finish what a killed process left; in a cluster the shared backfill queue does.
+        pending_gaps=None if context.cluster is not None else context.storage.pending_gaps,
         previous_alive_at=context.storage.previous_alive_at,  # where the downtime began
     )
+    if settings.track_b.enabled and context.cluster is not None:
+        context.cluster.share_backfill(track.backfill_idle, track.adopt)
     if settings.track_b.enabled:
         context.triggers.subscribe(track.offer)
         context.status.show_slots(track.slot_views)

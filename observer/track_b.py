@@ -290,6 +290,15 @@ class TrackB:
             self._resume(symbol, now)
         log.info("resume points loaded symbols=%d", len(self._resume_points))
 
+    def adopt(self, windows: list[GapWindow]) -> None:
+        """Backfill ``windows``: pending gaps another member left (cluster hand-over),
+        treated as carried over from an earlier process."""
+        for window in windows:
+            self._gaps_in_flight += 1
+            self._pending.put_nowait((window, True))
+        if windows:
+            log.info("pending gaps adopted from the cluster count=%d", len(windows))
+
     async def _load_pending_gaps(self) -> None:
         """Queue for backfill the gaps an earlier process stored but did not finish."""
         if self._pending_gaps is None:
