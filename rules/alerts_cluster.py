@@ -33,8 +33,8 @@ def _member_lost(params: RuleParams) -> AlertDefinition:
             for_minutes=LOST_FOR_MINUTES,
             severity="warning",
             summary="An Observer of the cluster is gone.",
-            description="The cluster has {{ $value | humanize }} live members, fewer than in the last "
-            "15 minutes: one key is no longer collecting.",
+            description="The cluster has {{ $value | humanize }} live members, fewer than "
+            "in the last 15 minutes: one key is no longer collecting.",
         ),
         runbook=RunbookEntry(
             meaning="A member stopped holding its key's lock: its process died, or lost "
@@ -78,8 +78,8 @@ def _uncovered(params: RuleParams) -> AlertDefinition:
             for_minutes=UNCOVERED_FOR_MINUTES,
             severity="critical",
             summary="Part of the universe is swept by no member of the cluster.",
-            description="The members own {{ $value | humanize }} symbols between them, fewer than the "
-            "universe: some symbols get no snapshots.",
+            description="The members own {{ $value | humanize }} symbols between them, "
+            "fewer than the universe: some symbols get no snapshots.",
         ),
         runbook=RunbookEntry(
             meaning="The symbols the members sweep, summed, are fewer than the universe for "
