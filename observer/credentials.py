@@ -13,6 +13,17 @@ APP_KEY_LENGTH = 36
 APP_SECRET_LENGTH = 180
 ENV_APP_KEY = "KIS_APP_KEY"
 ENV_APP_SECRET = "KIS_APP_SECRET"
+FINGERPRINT_HEX_CHARS = 12
+
+
+def key_fingerprint(app_key: str) -> str:
+    """A short, stable, non-reversible name for an app key: sha256, first 12 hex characters.
+
+    The one place a key is named without being shown: token cache file names,
+    Sentry tags, the simulator's per-key ``/sim/stats`` and the cluster's members
+    table all use it, so one key has the same name everywhere.
+    """
+    return hashlib.sha256(app_key.encode()).hexdigest()[:FINGERPRINT_HEX_CHARS]
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,8 +39,8 @@ class Credentials:
 
     @property
     def fingerprint(self) -> str:
-        """A short, stable, non-reversible name for this key (cache file names, logs)."""
-        return hashlib.sha256(self.app_key.encode()).hexdigest()[:12]
+        """``key_fingerprint`` of the app key (cache file names, logs)."""
+        return key_fingerprint(self.app_key)
 
     def __repr__(self) -> str:
         return f"Credentials(fingerprint={self.fingerprint})"

@@ -110,6 +110,10 @@ class SimExchange:
         """The same dict ``GET /sim/stats`` returns."""
         return self.state.stats()
 
+    def key_stats(self, app_key: str) -> dict[str, Any]:
+        """What ``/sim/stats`` counts for ``app_key`` (under its fingerprint); zeros if unseen."""
+        return self.state.key_stats(app_key)
+
     def generated_trades(self, symbol: str) -> list[Trade]:
         """Trades the model generated for ``symbol`` up to now (held history), oldest first."""
         return self.state.generated_trades(symbol)

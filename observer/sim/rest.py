@@ -7,7 +7,9 @@ the ``tr_id`` check, then the handler. ``/oauth2/*`` calls are not rate-limited
 (the broker limits token grants by its own 1-per-minute rule); master files are
 public downloads: neither limited nor authenticated. ``/sim/*`` is never delayed
 or failed. Header names are case-insensitive, query names are accepted in
-either case, ``custtype`` is optional and unknown fields are ignored.
+either case, ``custtype`` is optional and unknown fields are ignored. Every
+``/uapi/`` and ``/oauth2/`` call is also counted for the app key it names (the
+``appkey`` header, or the body's ``appkey`` for OAuth) in ``/sim/stats`` ``keys``.
 """
 
 from __future__ import annotations
@@ -66,12 +68,21 @@ MAX_JSON_DEPTH = 32  # fault and OAuth bodies are flat; deeper nesting is hostil
 
 FaultHandler = Callable[[Fault], Awaitable[None]]
 Handler = Callable[[web.Request, dict[str, str]], Awaitable[web.Response]]
+OAuthHandler = Callable[[dict[str, Any]], Awaitable[web.Response]]
 
 
 class Answer(web.Response):
     """A JSON response that remembers how the call was answered (for ``/sim/stats``)."""
 
     outcome = "ok"  # or the msg_cd / error_code of a refusal
+    app_key: str | None = None  # the key the call named, counted under its fingerprint
+
+
+def _named(response: web.Response, app_key: str) -> web.Response:
+    """``response``, marked as the answer to a call naming ``app_key``."""
+    if isinstance(response, Answer):
+        response.app_key = app_key
+    return response
 
 
 def _json(
@@ -188,9 +199,9 @@ class RestApi:
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._count_and_delay])
         routes = [
-            web.post("/oauth2/tokenP", self.token),
-            web.post("/oauth2/revokeP", self.revoke),
-            web.post("/oauth2/Approval", self.approval),
+            web.post("/oauth2/tokenP", self._oauth(self.token)),
+            web.post("/oauth2/revokeP", self._oauth(self.revoke)),
+            web.post("/oauth2/Approval", self._oauth(self.approval)),
             web.get(PRICE_PATH, self._business(self.inquire_price)),
             web.get(TRADES_PATH, self._business(self.trades_by_time)),
             web.get(HOLIDAY_PATH, self._business(self.holidays)),
@@ -216,6 +227,9 @@ class RestApi:
         if request.match_info.http_exception is None:  # known paths only: stats stay bounded
             outcome = response.outcome if isinstance(response, Answer) else "ok"
             self.state.counters.request(request.path, outcome)
+            if isinstance(response, Answer):
+                business = request.path.startswith("/uapi/")
+                self.state.keys.call(response.app_key, business=business, outcome=outcome)
         return response
 
     def _business(self, handler: Handler) -> Callable[[web.Request], Awaitable[web.Response]]:
@@ -224,9 +238,16 @@ class RestApi:
             if response is None:
                 query = {key.lower(): value for key, value in request.query.items()}
                 response = await handler(request, query)
-            return response
+            return _named(response, request.headers.get("appkey", ""))
 
         return guarded
+
+    def _oauth(self, handler: OAuthHandler) -> Callable[[web.Request], Awaitable[web.Response]]:
+        async def keyed(request: web.Request) -> web.Response:
+            body = await _body(request)
+            return _named(await handler(body), str(body.get("appkey", "")))
+
+        return keyed
 
     async def _guard(self, request: web.Request) -> web.Response | None:
         state, now = self.state, self.state.real()
@@ -250,13 +271,14 @@ class RestApi:
 
     # -- /oauth2 -------------------------------------------------------------------------
 
-    async def token(self, request: web.Request) -> web.Response:
-        body = await _body(request)
-        result = self.state.tokens.grant(
-            str(body.get("appkey", "")), str(body.get("appsecret", ""))
-        )
+    async def token(self, body: dict[str, Any]) -> web.Response:
+        tokens = self.state.tokens
+        app_key = str(body.get("appkey", ""))
+        issued_before = tokens.tokens_issued
+        result = tokens.grant(app_key, str(body.get("appsecret", "")))
         if isinstance(result, Refusal):
-            return _oauth_refusal(result, hint=not self.state.tokens.restricted)
+            return _oauth_refusal(result, hint=not tokens.restricted)
+        self.state.keys.token_granted(app_key, new=tokens.tokens_issued > issued_before)
         return _json(self._token_body(result))
 
     def _token_body(self, token: IssuedToken) -> dict[str, Any]:
@@ -267,8 +289,7 @@ class RestApi:
             "expires_in": self.state.tokens.remaining_seconds(token),
         }
 
-    async def revoke(self, request: web.Request) -> web.Response:
-        body = await _body(request)
+    async def revoke(self, body: dict[str, Any]) -> web.Response:
         refusal = self.state.tokens.revoke(
             str(body.get("appkey", "")), str(body.get("appsecret", "")), str(body.get("token", ""))
         )
@@ -276,16 +297,17 @@ class RestApi:
             return _oauth_refusal(refusal)
         return _json({"code": 200, "message": "접근토큰 폐기에 성공하였습니다"})
 
-    async def approval(self, request: web.Request) -> web.Response:
-        body = await _body(request)
+    async def approval(self, body: dict[str, Any]) -> web.Response:
+        app_key = str(body.get("appkey", ""))
         if "secretkey" not in body:  # KIS names it secretkey here, not appsecret
             refusal = Refusal("EGW00105")
             text = "secretkey is required (the app secret, named secretkey for this call)"
             body = {"error_code": refusal.error_code, "error_description": text}
             return _json(body, 403, outcome=refusal.error_code)
-        result = self.state.tokens.approve(str(body.get("appkey", "")), str(body["secretkey"]))
+        result = self.state.tokens.approve(app_key, str(body["secretkey"]))
         if isinstance(result, Refusal):
             return _oauth_refusal(result)
+        self.state.keys.approval_issued(app_key)
         return _json({"approval_key": result})
 
     # -- quotations ----------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """The shared state of one simulated exchange: model, clocks, tokens, limits, faults, counters.
 
 The REST app and the WebSocket server both work on one ``ExchangeState``;
-``stats()`` is the body of ``GET /sim/stats`` (no keys, secrets or tokens).
+``stats()`` is the body of ``GET /sim/stats`` (no keys, secrets or tokens: per-key
+counts are named by key fingerprint, see ``keystats``).
 """
 
 from __future__ import annotations
@@ -17,12 +18,11 @@ from observer.records import Trade
 from observer.sim.calendar import kst_date, parse_kst
 from observer.sim.clock import SimClock
 from observer.sim.faults import FaultBoard
+from observer.sim.keystats import TRACKED_REJECTIONS, KeyLedger
 from observer.sim.model import MarketModel
 from observer.sim.quotes import hhmmss_of
 from observer.sim.ratelimit import RateLimits
 from observer.sim.tokens import TokenAuthority
-
-TRACKED_REJECTIONS = ("EGW00201", "EGW00133", "OPSP0008", "OPSP8996")
 
 
 @dataclass(slots=True)
@@ -78,6 +78,9 @@ class ExchangeState:
         self.counters = Counters()
         self.sessions_open = 0
         self.registrations: Callable[[], int] = lambda: 0
+        self.keys = KeyLedger(self.tokens.accepts_key)
+        # app key → registrations of its open session (the WebSocket server sets this)
+        self.live_sessions: Callable[[], dict[str, int]] = dict
 
     def generated_trades(self, symbol: str) -> list[Trade]:
         """Every held trade the model generated for ``symbol`` up to now, oldest first."""
@@ -98,6 +101,10 @@ class ExchangeState:
         """The 6-digit share codes (group ST) listed on the current simulated day."""
         return list(self.model.universe.listed_on(kst_date(self.clock.now())))
 
+    def key_stats(self, app_key: str) -> dict[str, Any]:
+        """The ``keys`` entry of ``stats()`` for ``app_key``; zeros for a key never seen."""
+        return self.keys.of_key(app_key, self.live_sessions())
+
     def stats(self) -> dict[str, Any]:
         counters = self.counters
         rejections = {code: counters.rejections.get(code, 0) for code in TRACKED_REJECTIONS}
@@ -116,4 +123,5 @@ class ExchangeState:
             "active_faults": self.faults.describe(self.real()),
             "symbols_advanced": self.model.symbols_advanced,
             "simulated_time": self.clock.now(),
+            "keys": self.keys.snapshot(self.live_sessions()),
         }

@@ -91,6 +91,12 @@ class TokenAuthority:
         """Only one configured pair is accepted (else any well-formed pair)."""
         return self._allowed is not None
 
+    def accepts_key(self, app_key: str) -> bool:
+        """The key alone would pass ``credentials_error`` (the secret is not checked)."""
+        if self._allowed is not None:
+            return hmac.compare_digest(app_key.encode(), self._allowed[0].encode())
+        return len(app_key) == APP_KEY_LENGTH
+
     def credentials_error(self, app_key: str, app_secret: str) -> Refusal | None:
         """EGW00103 / EGW00105 for a key or secret the simulator does not accept."""
         if self._allowed is not None:

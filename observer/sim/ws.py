@@ -23,7 +23,14 @@ from websockets.http11 import Request, Response
 
 from observer.sim.calendar import kst
 from observer.sim.state import ExchangeState
-from observer.sim.wsproto import FramePump, Registrations, parse_control, pingpong, reply
+from observer.sim.wsproto import (
+    REPLIES,
+    FramePump,
+    Registrations,
+    parse_control,
+    pingpong,
+    reply,
+)
 
 log = logging.getLogger(__name__)
 SLOW_CLIENT_SECONDS = 5.0  # a push that cannot be written this long drops the session
@@ -47,6 +54,9 @@ class WsServer:
         self._server: Server | None = None
         self._pusher: asyncio.Task[None] | None = None
         state.registrations = lambda: sum(len(s.registrations.cursors) for s in self.sessions)
+        state.live_sessions = lambda: {
+            key: len(session.registrations.cursors) for key, session in self._bound.items()
+        }
 
     async def start(self, host: str, port: int) -> int:
         self._server = await serve(
@@ -105,27 +115,44 @@ class WsServer:
         """(reply or None, close the session afterwards)."""
         control = parse_control(text)
         if control is None:
-            return reply("OPSP9999"), False
+            return self._refuse(session.app_key, "OPSP9999"), False
         if control.is_pingpong:
             return None, False
         tr_id, tr_key = control.tr_id or "(null)", control.tr_key or "(null)"
         owner = self.state.tokens.approval_owner(control.approval_key)
         if owner is None:
-            return reply("OPSP0011", tr_id, tr_key), False
+            return self._refuse(session.app_key, "OPSP0011", tr_id, tr_key), False
         holder = self._bound.get(owner)
         if holder is not None and holder is not session:
             self.state.counters.rejected("OPSP8996")
-            return reply("OPSP8996"), True
+            return self._refuse(owner, "OPSP8996"), True
         if session.app_key is None:
             session.app_key = owner
             self._bound[owner] = session
+            self.state.keys.session_bound(owner)
         now = self.state.clock.now()
         msg_cd, answer = session.registrations.apply(
             control, self.pump.next_seq(control.tr_key, now)
         )
+        self._count_reply(session, msg_cd)
+        return answer, False
+
+    def _refuse(
+        self, app_key: str | None, msg_cd: str, tr_id: str = "(null)", tr_key: str = "(null)"
+    ) -> str:
+        """The refusal reply, counted for ``app_key`` (None: a session not yet bound)."""
+        self.state.keys.rejected(app_key, msg_cd)
+        return reply(msg_cd, tr_id, tr_key)
+
+    def _count_reply(self, session: Session, msg_cd: str) -> None:
+        """Count a (un)subscribe answer: totals track OPSP0008, the key every refusal."""
+        keys = self.state.keys
         if msg_cd == "OPSP0008":
             self.state.counters.rejected(msg_cd)
-        return answer, False
+        if msg_cd == "OPSP0000" and session.app_key is not None:
+            keys.registered(session.app_key, len(session.registrations.cursors))
+        elif REPLIES[msg_cd][0] != "0":
+            keys.rejected(session.app_key, msg_cd)
 
     async def _push_loop(self) -> None:
         settings = self.state.settings
