@@ -34,11 +34,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import bcrypt
-import yaml
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from exporter.server import Handler, Middleware
+from observer.config_yaml import load_yaml, read_config_text
 from observer.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -378,10 +378,9 @@ def web_config_from_mapping(document: Any, *, base_dir: Path, source: str) -> We
 
 def load_web_config(path: Path) -> WebConfig:
     """Read and check a web-config file; ConfigError names the file, the key and the reason."""
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read web config: {exc.strerror}") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    try:  # bounded like the settings file: no alias bombs, no endless /dev/zero
+        document = load_yaml(read_config_text(path, what="web config"))
+    except ConfigError as exc:
+        message = str(exc)
+        raise ConfigError(message if message.startswith(str(path)) else f"{path}: {exc}") from None
     return web_config_from_mapping(document, base_dir=path.parent, source=str(path))

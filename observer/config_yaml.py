@@ -36,15 +36,19 @@ _ConfigLoader.yaml_implicit_resolvers = {
 }
 
 
-def read_config_text(path: Path) -> str:
-    """The text of ``path``, read up to the cap; ConfigError names the path and the reason."""
+def read_config_text(path: Path, *, what: str = "") -> str:
+    """The text of ``path``, read up to the cap; ConfigError names the path and the reason.
+
+    ``what`` names the kind of file in the error (``cannot read web config: …``).
+    """
+    verb = f"cannot read {what}".rstrip()
     try:
         with path.open("rb") as handle:
             data = handle.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        raise ConfigError(f"{path}: {verb}: {exc.strerror or exc}") from None
     except ValueError as exc:  # a NUL in the path
-        raise ConfigError(f"{path!r}: cannot read: {exc}") from None
+        raise ConfigError(f"{path!r}: {verb}: {exc}") from None
     if len(data) > MAX_CONFIG_BYTES:
         raise ConfigError(f"{path}: larger than {MAX_CONFIG_BYTES} bytes; not a config file")
     try:

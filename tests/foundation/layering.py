@@ -55,6 +55,7 @@ RULES = (
         allowed=(
             "exporter",
             "metrics",
+            "observer.config_yaml",
             "observer.errors",
             "observer.readiness",
             "observer.scrubbing",

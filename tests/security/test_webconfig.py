@@ -232,6 +232,18 @@ def test_missing_web_config_file(tmp_path: Path) -> None:
         load_web_config(tmp_path / "absent.yml")
 
 
+def test_web_config_alias_bomb_and_oversized_file_are_refused(tmp_path: Path) -> None:
+    """Issue 14: the web-config file is read as boundedly as the settings file."""
+    bomb = "\n".join(
+        ["a0: &a0 [x,x,x,x,x,x,x,x,x]"]
+        + [f"a{i}: &a{i} [{','.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 9)]
+    )
+    with pytest.raises(ConfigError, match=r"web\.yml: YAML expands to more than"):
+        load_web_config(write(tmp_path / "web.yml", bomb))
+    with pytest.raises(ConfigError, match=r"larger than \d+ bytes"):
+        load_web_config(write(tmp_path / "web.yml", "#" * 70_000))
+
+
 async def test_observer_run_serves_through_its_web_config(tmp_path: Path, pki: Pki) -> None:
     web = write(tmp_path / "web.yml", tls_block(pki) + USERS_BLOCK)
     config = write(tmp_path / "observer.yaml", "sim: {symbols: 20}\nlog_level: WARNING\n")
