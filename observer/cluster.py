@@ -25,7 +25,8 @@ Every ``cluster.rebalance_seconds`` each member reads the live members and keeps
 the symbols it owns by rendezvous hashing over their key fingerprints
 (``membership.owned``): a leave hands the leaver's symbols to the survivors, a
 join takes about 1/N from everyone, and a standby taking over a key inherits
-exactly that key's symbols. A member whose coordination connection breaks stops
+exactly that key's symbols (and, through ``cluster_tokens``, its access token:
+``observer.kis.token_share``). A member whose coordination connection breaks stops
 (``ClusterError``) rather than risk a key with two owners.
 """
 
@@ -178,6 +179,11 @@ class ClusterMember:
     ) -> None:
         """Take part in the shared backfill: when ``idle()``, claimed gaps go to ``adopt``."""
         self._backfill_idle, self._adopt = idle, adopt
+
+    @property
+    def connection(self) -> psycopg.AsyncConnection[Any] | None:
+        """The coordination connection while joined (the shared token rides on it)."""
+        return self._connection
 
     # --- joining and leaving ---------------------------------------------------
     async def join(self) -> None:

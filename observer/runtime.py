@@ -5,10 +5,10 @@ A component is any object with ``async def run()``, built from the shared
 factory and a line in that tuple. Track A publishes triggers on
 ``context.triggers``; a component that wants them subscribes (none: no-op).
 
-Order at start: storage open → HTTP session → access token (readiness
-``token``) → first universe load → components. ``stop`` set (SIGINT/SIGTERM)
-cancels the components, then storage is flushed and closed and the HTTP
-session closed, in that order.
+Order at start: storage open → HTTP session → (cluster: join, the shared
+token) → access token (readiness ``token``) → first universe load →
+components. ``stop`` set (SIGINT/SIGTERM) cancels the components, then storage
+is flushed and closed and the HTTP session closed, in that order.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from observer.errors import ConfigError, ObserverError
 from observer.kis.client import KisClient, TradesPage, send_time_tracing
 from observer.kis.errors import KisApiError
 from observer.kis.master import MasterFileError
+from observer.kis.token_share import SharedTokenStore
 from observer.limiter import RateLimiter
 from observer.progress import Progress, ProgressLog
 from observer.readiness import Readiness
@@ -390,6 +391,15 @@ class ObserverApp:
                     readiness=self.readiness,
                     exporter_url=self._exporter_url,
                 )
+                member = context.cluster
+                context.client.tokens.share_through(
+                    SharedTokenStore(
+                        lambda: member.connection,
+                        self.endpoint.credentials,
+                        self.endpoint.rest_url,
+                        member_id=member.member_id,
+                    )
+                )
             try:
                 started = await _until_stopped(stop, self._prepare(context))
                 if not started:
@@ -461,6 +471,7 @@ class ObserverApp:
         if context.cluster is not None:
             # The key's owner, or a standby here until the owner is gone: no token before.
             await context.cluster.join()
+            await context.client.tokens.sync_shared()  # the last owner's token, if valid
         await context.client.tokens.get()
         self._token_readiness(context.client)
         await UniverseRefresher(context).load_until_done(UNIVERSE_RETRY_SECONDS)

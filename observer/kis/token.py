@@ -16,6 +16,11 @@
   its old mode (``ensure_private_directory``); one that is not a directory or
   belongs to another user is refused: ``observer run`` exits 2 before anything
   starts, and at run time the cache is neither read nor written.
+- In a cluster (``share_through``): the key's owner also writes every token it
+  obtains to the cluster's database, sealed (``observer.kis.token_share``), and
+  reads that row first when it becomes the owner (``sync_shared``) and before any
+  issuance, so a standby taking over reuses the token instead of issuing one; the
+  row's issue time counts for the 60 s guard.
 - The token value never appears in a repr, log line or exception.
 """
 
@@ -37,6 +42,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from metrics import catalog
 from metrics.registry import Metrics
@@ -90,6 +96,27 @@ def parse_token_answer(body: dict[str, object], *, received_at: float) -> Access
     return AccessToken(value, expires_at, received_at)
 
 
+def endpoint_scope(endpoint: str) -> str:
+    """A short name for the REST endpoint (real and virtual domains issue different tokens)."""
+    return hashlib.sha256(endpoint.encode()).hexdigest()[:8]
+
+
+@dataclass(frozen=True, slots=True)
+class SharedToken:
+    """The cluster's row for this key: its issue time, and the token when it opened."""
+
+    issued_at: float
+    token: AccessToken | None
+
+
+class TokenShare(Protocol):
+    """Where the key's owner publishes its token for a standby (``SharedTokenStore``)."""
+
+    async def load(self) -> SharedToken | None: ...
+
+    async def store(self, token: AccessToken) -> None: ...
+
+
 def ensure_private_directory(directory: Path) -> None:
     """Create ``directory`` with mode 0700, or tighten an existing one of ours to 0700.
 
@@ -115,7 +142,7 @@ class TokenCache:
     """One token per app key and endpoint in ``directory`` (0700), files 0600, atomic writes."""
 
     def __init__(self, directory: Path, credentials: Credentials, endpoint: str) -> None:
-        scope = hashlib.sha256(endpoint.encode()).hexdigest()[:8]
+        scope = endpoint_scope(endpoint)
         self.directory = directory
         self.path = directory / f"token-{credentials.fingerprint}-{scope}.json"
 
@@ -215,6 +242,7 @@ class TokenManager:
         self._token: AccessToken | None = cache.load() if cache else None
         self._last_attempt = self._token.issued_at if self._token else -float("inf")
         self._refreshing = False
+        self._shared: TokenShare | None = None
         self._generation = 0
         self.issued = 0
         if self._token is not None:
@@ -246,6 +274,28 @@ class TokenManager:
         async with self._lock:
             return await self._refresh_locked()
 
+    def share_through(self, shared: TokenShare) -> None:
+        """Publish tokens to ``shared`` and look there before issuing (this key's owner only)."""
+        self._shared = shared
+
+    async def sync_shared(self) -> None:
+        """Once the key is ours: adopt the shared token when it is newer than ours and
+        still valid, else publish ours when the row lacks it (a token from the disk cache).
+
+        Never raises for the store's sake (``TokenShare`` reports its own failures).
+        """
+        if self._shared is None:
+            return
+        async with self._lock:
+            shared = await self._adopt_shared()
+            token = self._token
+            if (
+                token is not None
+                and self._clock() < token.expires_at
+                and (shared is None or shared.issued_at < token.issued_at)
+            ):
+                await self._shared.store(token)
+
     @property
     def generation(self) -> int:
         """How many tokens this manager has obtained; a caller notes it beside its token."""
@@ -268,6 +318,7 @@ class TokenManager:
             return await self._refresh_locked()
 
     async def _refresh_locked(self) -> str:
+        consulted = False  # the shared row, read at most once per refresh
         while True:
             token = self._token
             now = self._clock()
@@ -281,12 +332,41 @@ class TokenManager:
                 log.info("token issuance waits for the 60 s guard wait_s=%.1f", wait)
                 await self._sleep(wait)
                 continue
+            if self._shared is not None and not consulted:
+                consulted = True
+                await self._adopt_shared()
+                continue  # the adopted token or the row's issue time may settle it
             if await self._attempt() or not usable:
                 if self._token is not None and self._clock() < self._token.expires_at:
                     return self._token.value
                 continue
             assert token is not None
             return token.value
+
+    async def _adopt_shared(self) -> SharedToken | None:
+        """Read the shared row: its issue time feeds the 60 s guard, and its token replaces
+        ours when issued later and still valid (a rejected token is never taken back:
+        it keeps its issue time)."""
+        assert self._shared is not None
+        shared = await self._shared.load()
+        if shared is None:
+            return None
+        now = self._clock()
+        # Clamped to now: a row dated in the future must not hold issuance off for longer.
+        self._last_attempt = max(self._last_attempt, min(shared.issued_at, now))
+        candidate, current = shared.token, self._token
+        if (
+            candidate is not None
+            and now < candidate.expires_at
+            and (current is None or candidate.issued_at > current.issued_at)
+        ):
+            self._on_secret(candidate.value)
+            self._token = candidate
+            self._generation += 1
+            log.info(
+                "token taken over from the cluster validity_s=%.0f", candidate.expires_at - now
+            )
+        return shared
 
     async def _attempt(self) -> bool:
         """One issuance attempt; True on success. Non-retryable refusals raise."""
@@ -317,6 +397,8 @@ class TokenManager:
                 self._cache.store(token)
             except OSError as exc:
                 log.warning("token cache not written reason=%s", exc.strerror)
+        if self._shared is not None:
+            await self._shared.store(token)
         log.info("token issued validity_s=%.0f", token.expires_at - self._clock())
         return True
 

@@ -1,0 +1,78 @@
+"""A standby taking over a key reuses its owner's token: the simulator sees no new issuance."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from metrics.registry import Metrics, new_registry
+from observer.kis.client import TOKEN_PATH
+from observer.sim import SimExchange
+from tests.cluster.test_cluster_run import member_settings
+from tests.core.conftest import running, sim_settings, value, wait_for
+
+LABEL = "one-key-two-instances"  # both instances bring the same app key
+
+
+def token_requests(stats: dict[str, Any]) -> int:
+    return sum(stats["requests"].get(TOKEN_PATH, {}).values())
+
+
+async def test_a_standby_with_another_data_dir_takes_over_without_issuing(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    metrics_a, metrics_b = (
+        Metrics(new_registry(), version="a"),
+        Metrics(new_registry(), version="b"),
+    )
+    async with SimExchange(sim_settings(symbols=40)) as sim:
+        settings_a = member_settings(tmp_path, "a", postgres_url)
+        settings_b = member_settings(tmp_path, "b", postgres_url)
+        owner_stack = contextlib.AsyncExitStack()
+        owner = await owner_stack.enter_async_context(
+            running(sim, settings_a, metrics_a, label=LABEL)
+        )
+        async with owner_stack:
+            await wait_for(
+                lambda: value(metrics_a, "observer_track_a_sweeps_total") >= 1,
+                what="the owner sweeping",
+            )
+            assert owner.context is not None
+            token = await owner.context.client.tokens.get()
+            async with running(sim, settings_b, metrics_b, label=LABEL) as standby:
+                assert standby.context is not None and standby.context.cluster is not None
+                await wait_for(
+                    lambda: (
+                        standby.readiness.report()["conditions"]
+                        .get("cluster", {})
+                        .get("reason", "")
+                        .startswith("standby")
+                    ),
+                    what="b waiting as a standby",
+                )
+                assert value(metrics_b, "observer_track_a_sweeps_total") == 0
+                await owner_stack.aclose()  # the owner stops: its connection and lock go
+                before = sim.stats()
+                await wait_for(lambda: standby.context.cluster.owner, what="b owning the key")  # type: ignore[union-attr]
+                await wait_for(
+                    lambda: value(metrics_b, "observer_track_a_sweeps_total") >= 2,
+                    what="b sweeping with the shared token",
+                )
+                after = sim.stats()
+                assert await standby.context.client.tokens.get() == token
+                assert standby.context.client.tokens.issued == 0
+                assert value(metrics_b, "observer_token_refreshes_total") == 0
+    assert before["tokens_issued"] == after["tokens_issued"] == 1
+    assert token_requests(after) == token_requests(before) == 1
+    assert after["rejections"]["EGW00133"] == 0 and after["rejections"]["EGW00201"] == 0
+    assert value(metrics_b, "observer_track_a_snapshots_total") > 0
+    assert not (tmp_path / "b" / "tokens").exists() or not any(
+        (tmp_path / "b" / "tokens").iterdir()
+    )
+    with psycopg.connect(postgres_url) as connection:
+        rows = connection.execute("SELECT convert_to(t::text, 'UTF8') FROM cluster_tokens t")
+        stored = b"".join(bytes(row[0]) for row in rows)
+    assert stored and token.encode() not in stored
