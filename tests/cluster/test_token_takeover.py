@@ -9,12 +9,14 @@ from typing import Any
 import psycopg
 
 from metrics.registry import Metrics, new_registry
+from observer.credentials import demo_credentials
 from observer.kis.client import TOKEN_PATH
 from observer.sim import SimExchange
 from tests.cluster.test_cluster_run import member_settings
 from tests.core.conftest import running, sim_settings, value, wait_for
 
 LABEL = "one-key-two-instances"  # both instances bring the same app key
+KEY = demo_credentials(LABEL).app_key
 
 
 def token_requests(stats: dict[str, Any]) -> int:
@@ -55,19 +57,30 @@ async def test_a_standby_with_another_data_dir_takes_over_without_issuing(
                 )
                 assert value(metrics_b, "observer_track_a_sweeps_total") == 0
                 await owner_stack.aclose()  # the owner stops: its connection and lock go
-                before = sim.stats()
+                before, key_before = sim.stats(), sim.key_stats(KEY)
                 await wait_for(lambda: standby.context.cluster.owner, what="b owning the key")  # type: ignore[union-attr]
                 await wait_for(
                     lambda: value(metrics_b, "observer_track_a_sweeps_total") >= 2,
                     what="b sweeping with the shared token",
                 )
-                after = sim.stats()
+                after, key_after = sim.stats(), sim.key_stats(KEY)
+                calls_after = key_after["business_calls"]
                 assert await standby.context.client.tokens.get() == token
                 assert standby.context.client.tokens.issued == 0
                 assert value(metrics_b, "observer_token_refreshes_total") == 0
     assert before["tokens_issued"] == after["tokens_issued"] == 1
     assert token_requests(after) == token_requests(before) == 1
     assert after["rejections"]["EGW00133"] == 0 and after["rejections"]["EGW00201"] == 0
+    # Per key (sim stats by fingerprint): one grant in all, the owner's; no refusal.
+    assert key_before["token_grants"] == key_after["token_grants"] == 1
+    assert key_after["tokens_issued"] == 1
+    assert key_after["rejections"]["EGW00133"] == key_after["rejections"]["EGW00201"] == 0
+    assert (
+        key_after["rejections"].get("EGW00121", 0)
+        == key_after["rejections"].get("EGW00123", 0)
+        == 0
+    )
+    assert calls_after > key_before["business_calls"]  # b's calls, with the shared token
     assert value(metrics_b, "observer_track_a_snapshots_total") > 0
     assert not (tmp_path / "b" / "tokens").exists() or not any(
         (tmp_path / "b" / "tokens").iterdir()
