@@ -50,7 +50,8 @@ async def exercise(sim: SimExchange, metrics: Metrics) -> float:
     for _ in range(20):  # the limiter queue is busy during a sweep
         depth = max(depth, value(metrics, "observer_rate_limit_queue_depth", lane="sweep"))
         await asyncio.sleep(0.01)
-    spell = {"kind": "rest_errors", "msg_cd": "OPSQ2000", "http_status": 200, "seconds": 1.2}
+    # Longer than the expected cadence (5 s): the symbols it fails go stale.
+    spell = {"kind": "rest_errors", "msg_cd": "OPSQ2000", "http_status": 200, "seconds": 6.0}
     await sim.inject(spell)
     await wait_for(lambda: value(metrics, "observer_track_a_snapshots_failed_total") > 0)
     storm = {"kind": "rest_errors", "msg_cd": "EGW00201", "http_status": 500, "seconds": 0.3}
@@ -72,7 +73,10 @@ async def test_every_core_metric_moves(tmp_path: Path, metrics: Metrics) -> None
         tmp_path,
         rate_limit={"rate_per_second": 200.0},
         universe={"refresh_interval_seconds": 1.0},
-        track_a={"retries": 0, "expected_cadence_seconds": 1.0},
+        # A sweep of 100 symbols takes 0.5 s at 200/s and over 3 s on a loaded machine:
+        # the cadence leaves room for that (fresh snapshots), the 6 s error spell does not
+        # (stale ones).
+        track_a={"retries": 0, "expected_cadence_seconds": 5.0},
     )
     try:
         async with SimExchange(sim_config) as sim:
