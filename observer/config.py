@@ -481,10 +481,9 @@ def _clip(text: str) -> str:
 
 def _from(paths: list[tuple[str, ...]], origins: Origins) -> str:
     """`` (from OBSERVER_SIM__SPEED)`` when a refused value came from a variable or flag."""
-    names = {
+    names = {  # a section's (or the top level's) error: every value under it
         origin
         for path in paths
-        if path
         for origin_path, origin in origins.items()
         if origin_path[: len(path)] == path or path[: len(origin_path)] == origin_path
     }
@@ -498,7 +497,7 @@ def _describe(error: jsonschema.ValidationError, origins: Origins) -> str:
         known = error.schema.get("properties", {})
         extra = [(*path, str(name)) for name in error.instance if name not in known]
         return f"{key}: {_clip(error.message)}{_from(extra, origins)}"
-    if key in SECRET_KEYS:  # the schema's message would quote the value
+    if key in SECRET_KEYS or isinstance(error.instance, dict):  # the message would quote it
         return f"{key}{_from([path], origins)}: refused by the schema ({error.validator})"
     return f"{key} = {_clip(repr(error.instance))}{_from([path], origins)}: {_clip(error.message)}"
 
@@ -531,7 +530,10 @@ def settings_from_mapping(
         for item in exc.errors():
             path = tuple(str(part) for part in item["loc"])
             key = ".".join(path) or "(top level)"
-            shown = "" if key in SECRET_KEYS else f" = {_clip(repr(item.get('input')))}"
+            value = item.get("input")
+            # A whole section is not shown: it may hold a secret (storage.url) and is long.
+            hidden = key in SECRET_KEYS or isinstance(value, dict)
+            shown = "" if hidden else f" = {_clip(repr(value))}"
             reason = _clip(item["msg"].removeprefix("Value error, "))
             problems.append(f"{key}{shown}{_from([path], origins)}: {reason}")
         raise ConfigError(f"{source}: " + "; ".join(problems)) from None

@@ -58,6 +58,7 @@ REAL_DOMAINS = {
 }
 MASTER_DOWNLOAD_URL = "https://new.real.download.dws.co.kr"  # the broker's public master files
 UNIVERSE_RETRY_SECONDS = 5.0
+MAX_PASSWORD_FILE_BYTES = 4096
 TOKEN_DIRECTORY = "tokens"  # under data_dir; see observer.kis.token for its mode
 MAX_IN_FLIGHT = 256
 VIRTUAL_RATE_PER_SECOND = 2.0  # kis-protocol.md "Rate limits": 2/s on the mock domain
@@ -323,12 +324,17 @@ def storage_password(settings: ObserverSettings) -> str | None:
     if path is None:
         return urlsplit(settings.storage.url).password if settings.storage.url else None
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:  # bounded: /dev/zero is not a password file
+            data = handle.read(MAX_PASSWORD_FILE_BYTES + 1)
+        text = data.decode("utf-8")
     except OSError as exc:
         problem = f"cannot read: {exc.strerror}"
         raise ConfigError(f"storage.password_file = '{path}': {problem}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"storage.password_file = '{path}': not UTF-8 text") from None
+    if len(data) > MAX_PASSWORD_FILE_BYTES:
+        limit = f"larger than {MAX_PASSWORD_FILE_BYTES} bytes"
+        raise ConfigError(f"storage.password_file = '{path}': {limit}")
     lines = text.splitlines()
     if not lines or not lines[0]:
         raise ConfigError(f"storage.password_file = '{path}': empty")

@@ -312,6 +312,19 @@ def test_environment_errors_name_the_variable(tmp_path: Path) -> None:
         load_settings(environ={"OBSERVER_SIM__SEED": bomb})
 
 
+def test_a_section_error_names_its_sources_and_shows_no_section() -> None:
+    """A whole section (or document) is never quoted: it may carry a DSN or a password."""
+    dsn = "https://0123456789abcdef0123456789abcdef@sentry.example/1"
+    environ = {"OBSERVER_CLUSTER__ENABLED": "true", "SENTRY_DSN": "x"}
+    with pytest.raises(ConfigError) as error:
+        load_settings(environ=environ, overrides={"sentry": {"dsn": dsn}})
+    message = str(error.value)
+    assert "(top level) (from OBSERVER_CLUSTER__ENABLED, the command line): cluster" in message
+    assert "0123456789abcdef" not in message
+    with pytest.raises(ConfigError, match=r"^config: gaps \(from OBSERVER_GAPS__HIGH_AFTER"):
+        load_settings(environ={"OBSERVER_GAPS__HIGH_AFTER_SECONDS": "1"})
+
+
 def test_command_line_values_are_named_as_such() -> None:
     with pytest.raises(ConfigError, match=r"sim\.speed = .*\(from the command line\)"):
         load_settings(environ={"OBSERVER_SIM__SPEED": "2"}, overrides={"sim": {"speed": 1e300}})
@@ -362,3 +375,16 @@ def test_check_paths_makes_the_directories(tmp_path: Path) -> None:
     settings = load_settings(environ={}, overrides=overrides, check=check_paths)
     assert data_dir.is_dir() and export_dir.is_dir()
     assert settings.database_path == data_dir / "observer.sqlite"
+
+
+def test_password_file_is_read_boundedly(tmp_path: Path) -> None:
+    from observer.runtime import storage_password
+
+    def settings(path: str) -> ObserverSettings:
+        storage = {"url": "postgresql://observer@127.0.0.1/observer", "password_file": path}
+        return load_settings(environ={}, overrides={"storage": storage})
+
+    with pytest.raises(ConfigError, match=r"storage\.password_file = '/dev/zero': larger than"):
+        storage_password(settings("/dev/zero"))
+    (tmp_path / "password").write_text("s3cret-pass\nignored\n")
+    assert storage_password(settings(str(tmp_path / "password"))) == "s3cret-pass"
