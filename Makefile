@@ -11,7 +11,7 @@ LISTEN ?= 127.0.0.1:9464
 PYTEST_WORKERS ?= 3
 PYTEST_PARALLEL := -n $(PYTEST_WORKERS) --dist loadfile
 
-.PHONY: run test test-fast lint typecheck bench generate system-deps clean
+.PHONY: run cluster test test-fast lint typecheck bench generate system-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ $(STAMP): $(BIN)/python pyproject.toml
 ## (plus native Prometheus and Alertmanager when their binaries are installed).
 run: $(STAMP)
 	$(BIN)/observer run --listen $(LISTEN) --with-stack auto
+
+## cluster: a throwaway PostgreSQL, the simulator and three members with three keys
+## on loopback, as one collector; Ctrl-C stops and removes everything.
+cluster: $(STAMP) system-deps
+	$(BIN)/observer cluster demo
 
 ## test: install what the tests need (venv, Debian packages) and run the suite.
 test: $(STAMP) system-deps

@@ -19,6 +19,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "check": ("observer.commands.check", "validate what generate wrote"),
     "stack": ("observer.commands.stack", "run Prometheus and Alertmanager natively"),
     "db": ("observer.commands.db", "look at the store, migrate its schema, copy it elsewhere"),
+    "cluster": ("observer.commands.cluster", "several keys as one collector: a local demo"),
 }
 
 

@@ -58,6 +58,7 @@ log = logging.getLogger(__name__)
 STANDBY_POLL_SECONDS = 1.0
 CONNECT_TIMEOUT_SECONDS = 5
 LEADER_LOCK = "observer:leader"
+SCHEMA_LOCK = "observer:cluster-schema"
 
 STALE_GAP_SECONDS = 60.0  # a pending gap this old with no live claimer is up for grabs
 CLAIM_BATCH = 20
@@ -198,7 +199,13 @@ class ClusterMember:
             options |= {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2}
             options["keepalives_count"] = 3
             self._connection = await psycopg.AsyncConnection.connect(self._url, **options)
-            await self._connection.execute(SCHEMA)
+            # Members starting together race on CREATE TABLE IF NOT EXISTS (a unique
+            # violation in pg_type): one at a time, under a transaction-level lock.
+            async with self._connection.transaction():
+                await self._connection.execute(
+                    "SELECT pg_advisory_xact_lock(hashtext(%s))", (SCHEMA_LOCK,)
+                )
+                await self._connection.execute(SCHEMA)
             await self._register("standby")
             waiting_logged = False
             while not await self._try_lock(f"observer:key:{self.key_fingerprint}"):

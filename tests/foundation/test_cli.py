@@ -38,9 +38,9 @@ def run_cli(
 def test_help_lists_every_subcommand() -> None:
     result = run_cli("--help")
     assert result.returncode == 0
-    for name in ("run", "sim", "generate", "check", "stack", "db"):
+    for name in ("run", "sim", "generate", "check", "stack", "db", "cluster"):
         assert name in result.stdout
-    assert set(SUBCOMMANDS) == {"run", "sim", "generate", "check", "stack", "db"}
+    assert set(SUBCOMMANDS) == {"run", "sim", "generate", "check", "stack", "db", "cluster"}
 
 
 def test_every_subcommand_has_its_own_help() -> None:
