@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
+import pytest
+
 from metrics.registry import Metrics, new_registry
 from observer.config import ObserverSettings
 from observer.sim import SimExchange
@@ -86,3 +88,47 @@ async def test_two_keys_split_the_sweep_and_one_takes_all_when_the_other_leaves(
         assert distinct == reader.counts().snapshots
         members = list(reader.rows("SELECT member_id FROM cluster_members"))
         assert members == []  # both left cleanly
+
+
+@pytest.mark.slow
+async def test_a_trigger_storm_never_takes_a_key_past_41_registrations(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """Two members, 300 symbols, thresholds so low that every snapshot is a trigger: each
+    key's session holds at most 41 registrations and the simulator refuses none."""
+    storm = {"price_move_pct": 0.001, "volume_surge_ratio": 1.0, "min_hold_seconds": 0.0}
+    metrics = [Metrics(new_registry(), version=name) for name in ("a", "b")]
+    async with SimExchange(sim_settings(symbols=300)) as sim:
+        settings = [
+            member_settings(tmp_path, name, postgres_url).model_copy(
+                update={
+                    "track_b": member_settings(tmp_path, name, postgres_url).track_b.model_copy(
+                        update={"enabled": True, **storm}
+                    )
+                }
+            )
+            for name in ("a", "b")
+        ]
+        async with (
+            running(sim, settings[0], metrics[0], label="storm-a") as a,
+            running(sim, settings[1], metrics[1], label="storm-b") as b,
+        ):
+            keys = [a.endpoint.credentials.app_key, b.endpoint.credentials.app_key]
+            await wait_for(
+                lambda: (
+                    all(sim.key_stats(key)["registrations_peak"] >= 41 for key in keys)
+                    and all(
+                        value(m, "observer_trackb_triggers_total", outcome="refused")
+                        + value(m, "observer_trackb_triggers_total", outcome="evicted_other")
+                        > 0
+                        for m in metrics
+                    )
+                ),
+                within=60,
+                what="both keys full and still offered triggers",
+            )
+            for key in keys:
+                counts = sim.key_stats(key)
+                assert 0 < counts["registrations_peak"] <= 41, counts
+                assert counts["rejections"]["OPSP0008"] == 0, counts
+                assert counts["rejections"]["EGW00201"] == 0, counts
