@@ -7,29 +7,45 @@ from metrics.promql import recorded, selector
 from rules import recording as rec
 from rules.alerts_gaps import gap_alerts
 from rules.alerts_track_b import track_b_alerts
-from rules.build import CLOSED_ALL_DAY, OPEN_ALL_DAY, OPENS_AT_10M, alert, market_open
+from rules.build import (
+    CLOSED_ALL_DAY,
+    OPEN_ALL_DAY,
+    OPENS_AT_10M,
+    alert,
+    held_seconds,
+    market_open,
+    threshold,
+)
 from rules.inputs import TARGET, histogram, series
 from rules.model import AlertDefinition, Firing, Healthy, RunbookEntry
 from rules.params import RuleParams
+from rules.thresholds import p99_bucket, threshold_of
 
 
 def _universe(params: RuleParams) -> tuple[AlertDefinition, ...]:
     size = selector(catalog.UNIVERSE_SIZE, params.scope)
     average = f"avg_over_time({size}[{params.window(86400)}])"
     created = selector(catalog.UNIVERSE_CREATED, params.scope)
-    # 60 minutes at 2000 symbols, then 500: deviation from the 1-day mean at 70 minutes.
-    mean_at_70m = (60 * 2000 + 11 * 500) / 71
+    deviation = threshold_of(params, "UniverseSizeAnomaly")
+    # 60 minutes at 2000 symbols, then `low`: the deviation from the 1-day mean when the
+    # alert fires, `for` after the drop (minute samples from 0, the drop at minute 60).
+    low = 500 if deviation < 0.6 else 100
+    fires_at = 60 + held_seconds(params, "UniverseSizeAnomaly", "warning", 10) // 60
+    mean_at_fire = (60 * 2000 + (fires_at - 59) * low) / (fires_at + 1)
+    added = threshold_of(params, "RapidUniverseExpansion")
+    burst = max(150, int(added * 1.5))
     return (
         AlertDefinition(
             rule=alert(
                 params,
                 "UniverseSizeAnomaly",
-                f"abs({size} - {average}) / {average} > 0.5",
+                f"abs({size} - {average}) / {average} > {threshold(deviation)}",
                 for_minutes=10,
                 severity="warning",
                 summary="The universe size is far from its one-day average.",
                 description="The universe of {{ $labels.instance }} deviates "
-                "{{ $value | humanizePercentage }} from its one-day average (threshold 50%).",
+                "{{ $value | humanizePercentage }} from its one-day average "
+                f"(threshold {deviation:.0%}).",
             ),
             runbook=RunbookEntry(
                 meaning="The number of observed symbols moved more than half away from its "
@@ -44,10 +60,10 @@ def _universe(params: RuleParams) -> tuple[AlertDefinition, ...]:
             ),
             firing=(
                 Firing(
-                    name="size drops from 2000 to 500",
-                    inputs=(series(catalog.UNIVERSE_SIZE, "2000x59 500x{n}"),),
+                    name=f"size drops from 2000 to {low}",
+                    inputs=(series(catalog.UNIVERSE_SIZE, f"2000x59 {low}x{{n}}"),),
                     onset_seconds=3600,
-                    value=(mean_at_70m - 500) / mean_at_70m,
+                    value=(mean_at_fire - low) / mean_at_fire,
                     labels=TARGET,
                 ),
             ),
@@ -62,12 +78,13 @@ def _universe(params: RuleParams) -> tuple[AlertDefinition, ...]:
             rule=alert(
                 params,
                 "RapidUniverseExpansion",
-                f"sum by ({params.by}) (increase({created}[{params.window(3600)}])) > 100",
+                f"sum by ({params.by}) (increase({created}[{params.window(3600)}])) "
+                f"> {threshold(added)}",
                 for_minutes=5,
                 severity="warning",
                 summary="Many symbols were added to the universe within an hour.",
                 description="{{ $value | humanize }} symbols were added to the universe of "
-                "{{ $labels.instance }} in the last hour (threshold 100).",
+                f"{{{{ $labels.instance }}}} in the last hour (threshold {threshold(added)}).",
             ),
             runbook=RunbookEntry(
                 meaning="More than 100 symbols joined the universe within an hour; new "
@@ -82,10 +99,10 @@ def _universe(params: RuleParams) -> tuple[AlertDefinition, ...]:
             ),
             firing=(
                 Firing(
-                    name="150 symbols added at once",
-                    inputs=(series(catalog.UNIVERSE_CREATED, "0 150+0x{n}"),),
+                    name=f"{burst} symbols added at once",
+                    inputs=(series(catalog.UNIVERSE_CREATED, f"0 {burst}+0x{{n}}"),),
                     onset_seconds=60,
-                    value=150,
+                    value=burst,
                     labels=TARGET,
                 ),
             ),
@@ -104,18 +121,21 @@ def _track_a(params: RuleParams) -> tuple[AlertDefinition, ...]:
     calls = selector(latency, params.scope, "_bucket", endpoint="inquire_price")
     window = params.window(300)
     call_p99 = f"histogram_quantile(0.99, sum by ({params.by}, le) (rate({calls}[{window}])))"
+    slow = threshold_of(params, "TrackACollectionDelayed")
+    above, p99 = p99_bucket(latency.buckets, slow)
+    floor = threshold_of(params, "TrackANoSnapshots")
     return (
         AlertDefinition(
             rule=alert(
                 params,
                 "TrackACollectionDelayed",
-                f"{call_p99} > 1",
+                f"{call_p99} > {threshold(slow)}",
                 for_minutes=10,
                 severity="warning",
                 summary="Track A snapshot calls take more than a second.",
                 description="p99 of the current-price call (inquire_price) on "
                 "{{ $labels.instance }} is {{ $value | humanizeDuration }} over 5 minutes "
-                "(threshold 1s).",
+                f"(threshold {slow:g}s).",
             ),
             runbook=RunbookEntry(
                 meaning="The 99th percentile of one snapshot call itself, the round trip of "
@@ -143,10 +163,10 @@ def _track_a(params: RuleParams) -> tuple[AlertDefinition, ...]:
             ),
             firing=(
                 Firing(
-                    name="every snapshot call takes 1-2 s",
-                    inputs=histogram(latency, 1.0, "0+60x{n}", endpoint="inquire_price"),
+                    name=f"every snapshot call takes over {above:g} s",
+                    inputs=histogram(latency, above, "0+60x{n}", endpoint="inquire_price"),
                     onset_seconds=60,
-                    value=1.99,
+                    value=p99,
                     labels=TARGET,
                 ),
             ),
@@ -171,13 +191,14 @@ def _track_a(params: RuleParams) -> tuple[AlertDefinition, ...]:
             rule=alert(
                 params,
                 "TrackANoSnapshots",
-                f"{recorded(rec.SNAPSHOT_RATE, params.scope)} < 0.1 and {market_open(params)}",
+                f"{recorded(rec.SNAPSHOT_RATE, params.scope)} < {threshold(floor)} "
+                f"and {market_open(params)}",
                 for_minutes=5,
                 severity="critical",
                 summary="Track A is collecting almost no snapshots while the market is open.",
                 description="Track A on {{ $labels.instance }} collected "
                 '{{ $value | printf "%.2f" }} snapshots per second over 5 minutes while the '
-                "market is open (floor 0.1/s).",
+                f"market is open (floor {floor:g}/s).",
             ),
             runbook=RunbookEntry(
                 meaning="Sweeps have (nearly) stopped during market hours: no new prices are "

@@ -7,10 +7,11 @@ from types import MappingProxyType
 from metrics import catalog
 from metrics.promql import recorded, selector
 from rules import recording as rec
-from rules.build import alert
+from rules.build import alert, seconds_text, threshold
 from rules.inputs import TARGET, histogram, series
 from rules.model import AlertDefinition, Firing, Healthy, RunbookEntry
 from rules.params import RuleParams
+from rules.thresholds import p99_bucket, threshold_of
 
 P99 = MappingProxyType({"quantile": "0.99"})
 
@@ -19,18 +20,28 @@ def gap_alerts(params: RuleParams) -> tuple[AlertDefinition, ...]:
     gaps = catalog.GAPS_DETECTED
     spec = catalog.GAP_DETECTION_DURATION
     high = selector(gaps, params.scope, severity="high")
+    per_second = threshold_of(params, "HighGapDetectionRate")
+    # rate()[5m] of a counter from 0 reads a fifth of the pace after the first minute.
+    stale_per_second = max(60, int(per_second * 5) + 1)
+    highs = threshold_of(params, "HighSeverityGapsDetected")
+    drops = int(highs) + 1
+    slow = threshold_of(params, "GapDetectionLatency")
+    above, p99 = p99_bucket(spec.buckets, slow)
     return (
         AlertDefinition(
             rule=alert(
                 params,
                 "HighGapDetectionRate",
                 f"sum by ({params.by}) "
-                f"(rate({selector(gaps, params.scope)}[{params.window(300)}])) > 10",
+                f"(rate({selector(gaps, params.scope)}[{params.window(300)}])) "
+                f"> {threshold(per_second)}",
                 for_minutes=5,
                 severity="warning",
-                summary="Gaps are being found at more than ten a second.",
+                summary="Gaps are being found at more than "
+                f"{'ten' if per_second == 10 else f'{per_second:g}'} a second.",
                 description="{{ $labels.instance }} is finding "
-                '{{ $value | printf "%.2f" }} gaps per second (threshold 10/s).',
+                '{{ $value | printf "%.2f" }} gaps per second '
+                f"(threshold {per_second:g}/s).",
             ),
             runbook=RunbookEntry(
                 meaning="A stream of holes in the collected data: stale snapshots across the "
@@ -43,14 +54,18 @@ def gap_alerts(params: RuleParams) -> tuple[AlertDefinition, ...]:
             ),
             firing=(
                 Firing(
-                    name="60 stale snapshots a second",
+                    name=f"{stale_per_second} stale snapshots a second",
                     inputs=(
                         series(
-                            gaps, "0+3600x{n}", track="a", severity="low", cause="stale_snapshot"
+                            gaps,
+                            f"0+{stale_per_second * 60}x{{n}}",
+                            track="a",
+                            severity="low",
+                            cause="stale_snapshot",
                         ),
                     ),
                     onset_seconds=60,
-                    value=60,
+                    value=stale_per_second,
                     labels=TARGET,
                 ),
             ),
@@ -67,7 +82,8 @@ def gap_alerts(params: RuleParams) -> tuple[AlertDefinition, ...]:
             rule=alert(
                 params,
                 "HighSeverityGapsDetected",
-                f"sum by ({params.by}) (increase({high}[{params.window(900)}])) > 0",
+                f"sum by ({params.by}) (increase({high}[{params.window(900)}])) "
+                f"> {threshold(highs)}",
                 for_minutes=5,
                 severity="critical",
                 summary="High-severity gaps were recorded in the last 15 minutes.",
@@ -87,12 +103,18 @@ def gap_alerts(params: RuleParams) -> tuple[AlertDefinition, ...]:
             ),
             firing=(
                 Firing(
-                    name="one session drop of 5 minutes",
+                    name=f"{drops} session drop{'s' if drops != 1 else ''} of 5 minutes",
                     inputs=(
-                        series(gaps, "0 1+0x{n}", track="b", severity="high", cause="session_drop"),
+                        series(
+                            gaps,
+                            f"0 {drops}+0x{{n}}",
+                            track="b",
+                            severity="high",
+                            cause="session_drop",
+                        ),
                     ),
                     onset_seconds=60,
-                    value=1,
+                    value=drops,
                     labels=TARGET,
                 ),
             ),
@@ -110,12 +132,12 @@ def gap_alerts(params: RuleParams) -> tuple[AlertDefinition, ...]:
             rule=alert(
                 params,
                 "GapDetectionLatency",
-                f"{recorded(rec.GAP_DETECTION_LATENCY, params.scope, **P99)} > 0.5",
+                f"{recorded(rec.GAP_DETECTION_LATENCY, params.scope, **P99)} > {threshold(slow)}",
                 for_minutes=10,
                 severity="warning",
                 summary="Running the gap rules takes more than half a second.",
                 description="p99 gap detection time on {{ $labels.instance }} is "
-                "{{ $value | humanizeDuration }} (threshold 500ms).",
+                f"{{{{ $value | humanizeDuration }}}} (threshold {seconds_text(slow)}).",
             ),
             runbook=RunbookEntry(
                 meaning="The gap rules run slowly; they share the event loop with collection, "
@@ -128,10 +150,10 @@ def gap_alerts(params: RuleParams) -> tuple[AlertDefinition, ...]:
             ),
             firing=(
                 Firing(
-                    name="every run takes 0.5-1 s",
-                    inputs=histogram(spec, 0.5, "0+60x{n}"),
+                    name=f"every run takes over {seconds_text(above)}",
+                    inputs=histogram(spec, above, "0+60x{n}"),
                     onset_seconds=60,
-                    value=0.995,
+                    value=p99,
                     labels=(*TARGET, ("quantile", "0.99")),
                 ),
             ),

@@ -18,33 +18,45 @@ from rules.build import alert, threshold
 from rules.inputs import TARGET, series
 from rules.model import AlertDefinition, Firing, Healthy, InputSeries, RunbookEntry, Severity
 from rules.params import RuleParams
+from rules.thresholds import threshold_of
 
 # Track A freshness SLO: 99 % of per-symbol freshness checks in market hours find a
 # snapshot within its expected cadence, over 30 days. Error budget: 1 %.
 FRESHNESS_SLO = 0.99
-# Multi-window, multi-burn-rate (Google SRE workbook): (long, short, burn rate, severity, for).
-BURN_WINDOWS: tuple[tuple[str, str, float, Severity, float], ...] = (
-    ("1h", "5m", 14.4, "critical", 2),
-    ("6h", "30m", 6.0, "warning", 15),
+# Multi-window, multi-burn-rate (Google SRE workbook): (long, short, severity, for).
+# The burn rates (14.4 critical, 6 warning) are rules.thresholds' built-in values.
+BURN_WINDOWS: tuple[tuple[str, str, Severity, float], ...] = (
+    ("1h", "5m", "critical", 2),
+    ("6h", "30m", "warning", 15),
 )
-MEMORY_NEAR_LIMIT = 0.9
 
 
-def _freshness(fresh_per_minute: int, stale_per_minute: int) -> tuple[InputSeries, ...]:
+def _freshness(fresh_per_minute: float, stale_per_minute: float) -> tuple[InputSeries, ...]:
     checks = catalog.TRACK_A_FRESHNESS_CHECKS
     return (
-        series(checks, f"0+{fresh_per_minute}x{{n}}", result="fresh"),
-        series(checks, f"0+{stale_per_minute}x{{n}}", result="stale"),
+        series(checks, f"0+{fresh_per_minute:g}x{{n}}", result="fresh"),
+        series(checks, f"0+{stale_per_minute:g}x{{n}}", result="stale"),
     )
 
 
 def _burn(
-    params: RuleParams, long: str, short: str, burn: float, severity: Severity, for_minutes: float
+    params: RuleParams, long: str, short: str, severity: Severity, for_minutes: float
 ) -> AlertDefinition:
+    burn = threshold_of(params, "TrackAFreshnessBudgetBurn", severity)
     limit = threshold(burn * (1 - FRESHNESS_SLO))
     long_ratio = recorded(rec.FRESHNESS_STALE_RATIO[long], params.scope)
     short_ratio = recorded(rec.FRESHNESS_STALE_RATIO[short], params.scope)
-    stale = 20 if severity == "critical" else 10  # per 100 checks: above 14.4 % or 6 % only
+    budget_percent = 100 * (1 - FRESHNESS_SLO)
+    critical_percent = threshold_of(params, "TrackAFreshnessBudgetBurn", "critical") * (
+        budget_percent
+    )
+    # Per 100 checks: above 14.4 % (critical), or between 6 % and 14.4 % (warning only,
+    # since the test sees both severities); configured burn rates move the cases along.
+    stale: float = 20 if severity == "critical" else 10
+    if severity == "critical" and stale <= critical_percent:
+        stale = int(critical_percent) + 5
+    elif severity == "warning" and not burn * budget_percent < stale < critical_percent:
+        stale = round((burn * budget_percent + critical_percent) / 2, 1)
     return AlertDefinition(
         rule=alert(
             params,
@@ -72,7 +84,7 @@ def _burn(
         firing=(
             Firing(
                 name=f"{stale}% stale checks",
-                inputs=_freshness(100 - stale, stale),
+                inputs=_freshness(round(100 - stale, 1), stale),
                 onset_seconds=60,
                 value=stale / 100,
                 labels=TARGET,
@@ -142,15 +154,25 @@ def _down(params: RuleParams) -> tuple[AlertDefinition, ...]:
 def _resources(params: RuleParams) -> tuple[AlertDefinition, ...]:
     limit = params.memory_limit_bytes
     start = selector(PROCESS_START_TIME, params.scope)
+    cores = threshold_of(params, "ObserverCPUHigh")
+    busy = round(cores + 0.05, 6)  # cores the firing case uses
+    # rate()[5m] of a counter from 0 climbs for five minutes: the case holds from the
+    # first minute whose partial rate exceeds the threshold.
+    cpu_onset = 60 * min(5, int(5 * cores / busy) + 1)
+    near = threshold_of(params, "ObserverMemoryNearLimit")
+    used = round((1 + near) / 2, 6)
+    restarts = threshold_of(params, "ObserverRestartLoop")
+    starts = int(restarts) + 1
+    start_times = " ".join(str(1000 + 60 * i) for i in range(starts + 1))
     return (
         AlertDefinition(
             rule=alert(
                 params,
                 "ObserverCPUHigh",
-                f"{recorded(rec.CPU_RATE, params.scope)} > 0.9",
+                f"{recorded(rec.CPU_RATE, params.scope)} > {threshold(cores)}",
                 for_minutes=5,
                 severity="warning",
-                summary="Observer uses more than 90% of a CPU core.",
+                summary=f"Observer uses more than {cores:.0%} of a CPU core.",
                 description="Observer on {{ $labels.instance }} used "
                 "{{ $value | humanizePercentage }} of one CPU core over 5 minutes.",
             ),
@@ -164,11 +186,10 @@ def _resources(params: RuleParams) -> tuple[AlertDefinition, ...]:
             ),
             firing=(
                 Firing(
-                    name="0.95 cores",
-                    inputs=(series(PROCESS_CPU, "0+57x{n}"),),
-                    # rate() ramps up over its first 5 minutes from a zero counter.
-                    onset_seconds=300,
-                    value=0.95,
+                    name=f"{busy:g} cores",
+                    inputs=(series(PROCESS_CPU, f"0+{busy * 60:g}x{{n}}"),),
+                    onset_seconds=cpu_onset,
+                    value=busy,
                     labels=TARGET,
                 ),
             ),
@@ -178,7 +199,7 @@ def _resources(params: RuleParams) -> tuple[AlertDefinition, ...]:
             rule=alert(
                 params,
                 "ObserverMemoryNearLimit",
-                f"{recorded(rec.MEMORY_LIMIT_RATIO, params.scope)} > {MEMORY_NEAR_LIMIT}",
+                f"{recorded(rec.MEMORY_LIMIT_RATIO, params.scope)} > {threshold(near)}",
                 for_minutes=3,
                 severity="critical",
                 summary="Observer's resident memory is close to its limit.",
@@ -187,7 +208,7 @@ def _resources(params: RuleParams) -> tuple[AlertDefinition, ...]:
                 f"({limit} bytes).",
             ),
             runbook=RunbookEntry(
-                meaning="Resident memory is above 90 % of the configured limit; the process "
+                meaning=f"Resident memory is above {near:.0%} of the configured limit; the process "
                 "will be OOM-killed soon.",
                 source_change="The limit is a generation parameter (`memory_limit_bytes`, "
                 "default 1 GiB; the memory limit of the process or container): the recording rule "
@@ -199,10 +220,10 @@ def _resources(params: RuleParams) -> tuple[AlertDefinition, ...]:
             ),
             firing=(
                 Firing(
-                    name="95% of the limit",
-                    inputs=(series(PROCESS_RESIDENT_MEMORY, f"{limit * 0.95!r}x{{n}}"),),
+                    name=f"{used:.0%} of the limit",
+                    inputs=(series(PROCESS_RESIDENT_MEMORY, f"{limit * used!r}x{{n}}"),),
                     onset_seconds=0,
-                    value=0.95,
+                    value=used,
                     labels=TARGET,
                 ),
             ),
@@ -217,10 +238,12 @@ def _resources(params: RuleParams) -> tuple[AlertDefinition, ...]:
             rule=alert(
                 params,
                 "ObserverRestartLoop",
-                f"changes({start}[{params.window(900)}]) > 2",
+                f"changes({start}[{params.window(900)}]) > {threshold(restarts)}",
                 for_minutes=1,
                 severity="critical",
-                summary="Observer restarted more than twice in 15 minutes.",
+                summary="Observer restarted more than twice in 15 minutes."
+                if restarts == 2
+                else f"Observer restarted more than {restarts:g} times in 15 minutes.",
                 description="Observer on {{ $labels.instance }} started "
                 "{{ $value | humanize }} times in the last 15 minutes.",
             ),
@@ -233,10 +256,10 @@ def _resources(params: RuleParams) -> tuple[AlertDefinition, ...]:
             ),
             firing=(
                 Firing(
-                    name="three restarts a minute apart",
-                    inputs=(series(PROCESS_START_TIME, "1000 1060 1120 1180+0x{n}"),),
-                    onset_seconds=180,
-                    value=3,
+                    name=f"{starts} restarts a minute apart",
+                    inputs=(series(PROCESS_START_TIME, f"{start_times}+0x{{n}}"),),
+                    onset_seconds=60 * starts,
+                    value=starts,
                     labels=TARGET,
                 ),
             ),

@@ -6,10 +6,20 @@ from metrics import catalog
 from metrics.promql import JOB, UP, recorded, selector
 from rules import recording as rec
 from rules.alerts_token import token_alerts
-from rules.build import CLOSED_ALL_DAY, OPEN_ALL_DAY, OPENS_AT_10M, alert, api_requests, market_open
+from rules.build import (
+    CLOSED_ALL_DAY,
+    OPEN_ALL_DAY,
+    OPENS_AT_10M,
+    alert,
+    api_requests,
+    market_open,
+    seconds_text,
+    threshold,
+)
 from rules.inputs import TARGET, histogram, series
 from rules.model import AlertDefinition, Firing, Healthy, RunbookEntry
 from rules.params import RuleParams
+from rules.thresholds import p99_bucket, threshold_of
 
 UP_SINCE_START = series(catalog.SYSTEM_UPTIME, "0+60x{n}")
 # Each start's first four minutes, long enough for any healthy case (40 minutes).
@@ -27,15 +37,19 @@ def traffic(params: RuleParams) -> str:
 
 
 def _error_ratio_alert(
-    params: RuleParams, name: str, limit: float, for_minutes: float, ok: int, errors: int
+    params: RuleParams, name: str, for_minutes: float, ok: int, errors: int
 ) -> AlertDefinition:
     ratio = recorded(rec.API_ERROR_RATIO, params.scope)
+    limit = threshold_of(params, name)
+    if errors / (ok + errors) <= limit:  # a configured threshold above the built-in case's
+        errors = min(100, int(limit * 100) + 5)
+        ok = 100 - errors
     percent = f"{limit * 100:g}%"
     return AlertDefinition(
         rule=alert(
             params,
             name,
-            f"{ratio} > {limit} and {traffic(params)}",
+            f"{ratio} > {threshold(limit)} and {traffic(params)}",
             for_minutes=for_minutes,
             severity="critical",
             summary=f"More than {percent} of broker API requests fail.",
@@ -76,20 +90,24 @@ def _api(params: RuleParams) -> tuple[AlertDefinition, ...]:
     # the window holds the start-up (token, master file, first sweep) and little else.
     uptime = selector(catalog.SYSTEM_UPTIME, params.scope)
     warmed_up = f"on ({params.by}) {uptime} > {params.window_seconds(300)}"
+    floor = threshold_of(params, "APIUnresponsive")
+    calls_per_minute = int(floor * 30)  # half the floor
+    slow = threshold_of(params, "APILatencyHigh")
+    above, p99 = p99_bucket(latency.buckets, slow)
     return (
-        _error_ratio_alert(params, "HighAPIErrorRate", 0.05, 5, ok=54, errors=6),
+        _error_ratio_alert(params, "HighAPIErrorRate", 5, ok=54, errors=6),
         AlertDefinition(
             rule=alert(
                 params,
                 "APIUnresponsive",
-                f"{recorded(rec.API_REQUEST_RATE, params.scope)} < 1 "
+                f"{recorded(rec.API_REQUEST_RATE, params.scope)} < {threshold(floor)} "
                 f"and {market_open(params)} and {warmed_up}",
                 for_minutes=5,
                 severity="critical",
                 summary="Broker API requests nearly stopped while the market is open.",
                 description="{{ $labels.instance }} made "
                 '{{ $value | printf "%.2f" }} broker API requests per second over 5 minutes '
-                "while the market is open (floor 1/s).",
+                f"while the market is open (floor {floor:g}/s).",
             ),
             runbook=RunbookEntry(
                 meaning="Fewer than one REST call a second completes during market hours: "
@@ -107,10 +125,10 @@ def _api(params: RuleParams) -> tuple[AlertDefinition, ...]:
             ),
             firing=(
                 Firing(
-                    name="0.5 calls a second once the market opens",
-                    inputs=(*api_requests(30, 0), OPENS_AT_10M, UP_SINCE_START),
+                    name=f"{calls_per_minute / 60:g} calls a second once the market opens",
+                    inputs=(*api_requests(calls_per_minute, 0), OPENS_AT_10M, UP_SINCE_START),
                     onset_seconds=600,
-                    value=0.5,
+                    value=calls_per_minute / 60,
                     labels=TARGET,
                 ),
             ),
@@ -133,12 +151,12 @@ def _api(params: RuleParams) -> tuple[AlertDefinition, ...]:
             rule=alert(
                 params,
                 "APILatencyHigh",
-                f"{recorded(rec.API_LATENCY, params.scope, quantile='0.99')} > 2",
+                f"{recorded(rec.API_LATENCY, params.scope, quantile='0.99')} > {threshold(slow)}",
                 for_minutes=10,
                 severity="warning",
                 summary="Broker API calls take more than two seconds.",
                 description="p99 broker API latency on {{ $labels.instance }} is "
-                "{{ $value | humanizeDuration }} (threshold 2s).",
+                f"{{{{ $value | humanizeDuration }}}} (threshold {seconds_text(slow)}).",
             ),
             runbook=RunbookEntry(
                 meaning="The slowest 1 % of market-data calls take over two seconds.",
@@ -151,10 +169,10 @@ def _api(params: RuleParams) -> tuple[AlertDefinition, ...]:
             ),
             firing=(
                 Firing(
-                    name="inquire_price takes 2-5 s",
-                    inputs=histogram(latency, 2.0, "0+60x{n}", endpoint="inquire_price"),
+                    name=f"inquire_price takes over {seconds_text(above)}",
+                    inputs=histogram(latency, above, "0+60x{n}", endpoint="inquire_price"),
                     onset_seconds=60,
-                    value=4.97,
+                    value=p99,
                     labels=(*TARGET, ("quantile", "0.99")),
                 ),
             ),
@@ -168,7 +186,7 @@ def _api(params: RuleParams) -> tuple[AlertDefinition, ...]:
                 ),
             ),
         ),
-        _error_ratio_alert(params, "APICatastrophicErrors", 0.5, 2, ok=20, errors=40),
+        _error_ratio_alert(params, "APICatastrophicErrors", 2, ok=20, errors=40),
     )
 
 
@@ -222,6 +240,8 @@ def _limiter(params: RuleParams) -> tuple[AlertDefinition, ...]:
     depth = selector(catalog.RATE_LIMIT_QUEUE_DEPTH, params.scope, lane="backfill")
     delay = catalog.RATE_LIMIT_DELAY_DURATION
     lane_p99 = recorded(rec.LIMITER_DELAY, params.scope, lane="backfill", quantile="0.99")
+    wait = threshold_of(params, "RateLimitHighDelay")
+    above, p99 = p99_bucket(delay.buckets, wait)
     return (
         AlertDefinition(
             rule=alert(
@@ -270,12 +290,12 @@ def _limiter(params: RuleParams) -> tuple[AlertDefinition, ...]:
             rule=alert(
                 params,
                 "RateLimitHighDelay",
-                f"{lane_p99} > 1",
+                f"{lane_p99} > {threshold(wait)}",
                 for_minutes=5,
                 severity="warning",
                 summary="Backfill requests wait more than a second for the limiter.",
                 description="p99 limiter wait of backfill requests on {{ $labels.instance }} "
-                "is {{ $value | humanizeDuration }} (threshold 1s).",
+                f"is {{{{ $value | humanizeDuration }}}} (threshold {seconds_text(wait)}).",
             ),
             runbook=RunbookEntry(
                 meaning="Priority requests wait over a second for a token: server back-off "
@@ -291,10 +311,10 @@ def _limiter(params: RuleParams) -> tuple[AlertDefinition, ...]:
             ),
             firing=(
                 Firing(
-                    name="backfill waits 1-2.5 s",
-                    inputs=histogram(delay, 1.0, "0+60x{n}", lane="backfill"),
+                    name=f"backfill waits over {seconds_text(above)}",
+                    inputs=histogram(delay, above, "0+60x{n}", lane="backfill"),
                     onset_seconds=60,
-                    value=2.485,
+                    value=p99,
                     labels=(*TARGET, ("lane", "backfill"), ("quantile", "0.99")),
                 ),
             ),

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from metrics import catalog
 from metrics.promql import selector
-from rules.build import alert
+from rules.build import alert, held_seconds, in_words, threshold
 from rules.inputs import TARGET, series
 from rules.model import AlertDefinition, Firing, Healthy, RunbookEntry
 from rules.params import RuleParams
+from rules.thresholds import threshold_of
 
 # Refreshes start `token.refresh_margin_seconds` (5 h) before expiry; below 4 h they have
 # been failing for an hour.
@@ -17,15 +18,20 @@ REFRESH_OVERDUE_SECONDS = 4 * 3600
 def token_alerts(params: RuleParams) -> tuple[AlertDefinition, ...]:
     validity = selector(catalog.TOKEN_VALIDITY, params.scope)
     failures = selector(catalog.TOKEN_REFRESHES, params.scope, result="failure")
+    low = threshold_of(params, "TokenValidityLow")
+    left = int(low) - 600  # ten minutes under the threshold, falling a second per second
+    fires_after = held_seconds(params, "TokenValidityLow", "warning", 1)
     return (
         AlertDefinition(
             rule=alert(
                 params,
                 "TokenValidityLow",
-                f"{validity} < 3600",
+                f"{validity} < {threshold(low)}",
                 for_minutes=1,
                 severity="warning",
-                summary="The access token expires within the hour.",
+                summary=f"The access token expires within {in_words(int(low))}."
+                if low != 3600
+                else "The access token expires within the hour.",
                 description="The access token of {{ $labels.instance }} expires in "
                 "{{ $value | humanizeDuration }}.",
             ),
@@ -41,10 +47,10 @@ def token_alerts(params: RuleParams) -> tuple[AlertDefinition, ...]:
             ),
             firing=(
                 Firing(
-                    name="50 minutes left",
-                    inputs=(series(catalog.TOKEN_VALIDITY, "3000-60x{n}"),),
+                    name=f"{in_words(left)} left",
+                    inputs=(series(catalog.TOKEN_VALIDITY, f"{left}-60x{{n}}"),),
                     onset_seconds=0,
-                    value=2940,
+                    value=left - fires_after,
                     labels=TARGET,
                 ),
             ),

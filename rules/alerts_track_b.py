@@ -8,14 +8,14 @@ from rules.build import CLOSED_ALL_DAY, OPEN_ALL_DAY, OPENS_AT_10M, alert, marke
 from rules.inputs import TARGET, series
 from rules.model import AlertDefinition, Firing, Healthy, InputSeries, RunbookEntry
 from rules.params import RuleParams
+from rules.thresholds import threshold_of
 
 # Starvation: most triggers refused a slot over 15 minutes while evictions turn every
-# slot over at least once: demand far above the 41 slots, not a full table.
-REFUSED_SHARE = 0.8
+# slot over at least once: demand far above the 41 slots, not a full table (the share,
+# 0.8 built in, is rules.thresholds').
 # Collection short: most allocated slots without a trade for longer than
 # `track_b.silent_symbol_seconds` (its default), the point a silent symbol is a gap.
-SILENT_SLOT_SECONDS = 300
-SILENT_SLOT_SHARE = 0.5
+SILENT_SLOT_SECONDS = 300  # the share of such slots, 0.5 built in, is rules.thresholds'
 
 
 def _triggers(claimed: int, held: int, refused: int, evictions: int) -> tuple[InputSeries, ...]:
@@ -48,6 +48,8 @@ def _starvation(params: RuleParams) -> AlertDefinition:
     refused = selector(catalog.TRACK_B_TRIGGERS, params.scope, outcome="refused")
     evictions = selector(catalog.TRACK_B_EVICTIONS, params.scope)
     capacity = selector(catalog.TRACK_B_SLOTS_CAPACITY, params.scope)
+    limit = threshold_of(params, "TrackBSlotStarvation")
+    claimed, refused_per_minute = (10, 90) if limit < 0.9 else (1, 99)
     share = (
         f"sum by ({params.by}) (increase({refused}[{window}])) "
         f"/ sum by ({params.by}) (increase({every}[{window}]))"
@@ -60,13 +62,13 @@ def _starvation(params: RuleParams) -> AlertDefinition:
         rule=alert(
             params,
             "TrackBSlotStarvation",
-            f"{share} > {REFUSED_SHARE:g} and {churn}",
+            f"{share} > {limit:g} and {churn}",
             for_minutes=5,
             severity="critical",
             summary="Track B demand for slots far exceeds its capacity.",
             description="{{ $value | humanizePercentage }} of the Track B triggers of "
             "{{ $labels.instance }} were refused a slot over 15 minutes while evictions turned "
-            "every slot over (threshold 80%).",
+            f"every slot over (threshold {limit:.0%}).",
         ),
         runbook=RunbookEntry(
             meaning="Over 15 minutes, more than 80 % of Track B triggers were refused a slot "
@@ -90,10 +92,10 @@ def _starvation(params: RuleParams) -> AlertDefinition:
         ),
         firing=(
             Firing(
-                name="90% refused, an eviction a second",
-                inputs=_triggers(claimed=10, held=0, refused=90, evictions=60),
+                name=f"{refused_per_minute}% refused, an eviction a second",
+                inputs=_triggers(claimed=claimed, held=0, refused=refused_per_minute, evictions=60),
                 onset_seconds=60,
-                value=0.9,
+                value=refused_per_minute / 100,
                 labels=TARGET,
             ),
         ),
@@ -114,19 +116,21 @@ def _collection(params: RuleParams) -> AlertDefinition:
     idle = selector(catalog.TRACK_B_SLOT_IDLE, params.scope)
     allocated = selector(catalog.TRACK_B_SLOTS_ALLOCATED, params.scope)
     silent = f"count by ({params.by}) ({idle} > {SILENT_SLOT_SECONDS})"
-    quiet = ("400+60x{n}", "400+60x{n}", "400+60x{n}", "5x{n}")
+    limit = threshold_of(params, "TrackBCollectionSlow")
+    # Three of four slots silent, or more of more slots when the threshold asks for it.
+    silent_slots, total = next((s, t) for s, t in ((3, 4), (9, 10), (19, 20)) if s / t > limit)
+    quiet = ("400+60x{n}",) * silent_slots + ("5x{n}",) * (total - silent_slots)
     return AlertDefinition(
         rule=alert(
             params,
             "TrackBCollectionSlow",
-            f"{silent} / on ({params.by}) {allocated} > {SILENT_SLOT_SHARE:g} "
-            f"and {market_open(params)}",
+            f"{silent} / on ({params.by}) {allocated} > {limit:g} and {market_open(params)}",
             for_minutes=10,
             severity="warning",
             summary="Most Track B slots receive no trades while the market is open.",
             description="{{ $value | humanizePercentage }} of the allocated Track B slots of "
             "{{ $labels.instance }} have had no trade for over 5 minutes while the market "
-            "is open (threshold 50%).",
+            f"is open (threshold {limit:.0%}).",
         ),
         runbook=RunbookEntry(
             meaning="More than half of the allocated WebSocket slots have received no trade "
@@ -151,10 +155,10 @@ def _collection(params: RuleParams) -> AlertDefinition:
         ),
         firing=(
             Firing(
-                name="three of four slots silent once the market opens",
+                name=f"{silent_slots} of {total} slots silent once the market opens",
                 inputs=(*_slots(quiet), OPENS_AT_10M),
                 onset_seconds=600,
-                value=0.75,
+                value=silent_slots / total,
                 labels=TARGET,
             ),
         ),

@@ -33,6 +33,11 @@ def in_words(seconds: int) -> str:
     return f"{seconds} second{'s' if seconds != 1 else ''}"
 
 
+def seconds_text(seconds: float) -> str:
+    """A threshold in seconds as an annotation states it: ``500ms``, ``1s``, ``2.5s``."""
+    return f"{seconds * 1000:g}ms" if seconds < 1 else f"{seconds:g}s"
+
+
 def alert(
     params: RuleParams,
     name: str,

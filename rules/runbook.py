@@ -16,7 +16,7 @@ from rules.alerts_ops import FRESHNESS_SLO
 from rules.model import AlertDefinition
 from rules.params import DEFAULT, DEFAULT_MEMORY_LIMIT_BYTES, DEFAULT_WEBHOOK_URL, RuleParams
 from rules.render import all_definitions, source_definitions
-from rules.thresholds import THRESHOLDS, threshold_of
+from rules.thresholds import THRESHOLDS, default_of, threshold_of
 
 HEADER = """# Runbook
 
@@ -121,7 +121,7 @@ def _threshold_line(params: RuleParams, name: str, severity: str) -> list[str]:
         return []
     value = threshold_of(params, name, severity)
     return [
-        f"Threshold {value:g} ({found.unit}; built in {found.default:g}), set by "
+        f"Threshold {value:g} ({found.unit}; built in {default_of(name, severity):g}), set by "
         f"`alerts.rules.{name}.threshold` of the stack configuration.",
         "",
     ]

@@ -14,7 +14,7 @@ from observer.stack.config import EmailConfig, ReceiverConfig, StackConfig
 from observer.stack.prometheus import COMPOSE, PrometheusProfile
 from rules.params import DEFAULT, Profile, Routing, RuleOverride, RuleParams
 from rules.render import all_definitions
-from rules.thresholds import THRESHOLDS
+from rules.thresholds import THRESHOLDS, default_of, threshold_of
 
 # The source tree this code runs from: the default build context when it holds the Dockerfile.
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -34,8 +34,8 @@ def alert_keys() -> dict[str, tuple[int, float | None]]:
     keys: dict[str, tuple[int, float | None]] = {}
     for rule in definitions:
         key = rule.alert if counts[rule.alert] == 1 else f"{rule.alert}:{rule.severity}"
-        found = THRESHOLDS.get(rule.alert)
-        keys[key] = (rule.for_seconds, None if found is None else found.default)
+        limit = default_of(rule.alert, rule.severity) if rule.alert in THRESHOLDS else None
+        keys[key] = (rule.for_seconds, limit)
     return keys
 
 
@@ -67,6 +67,14 @@ def _overrides(config: StackConfig) -> tuple[tuple[str, RuleOverride], ...]:
                 )
         overrides.append(
             (key, RuleOverride(threshold=settings.threshold, for_seconds=settings.for_seconds))
+        )
+    params = RuleParams(overrides=tuple(overrides))
+    burn = "TrackAFreshnessBudgetBurn"
+    critical, warning = (threshold_of(params, burn, s) for s in ("critical", "warning"))
+    if warning >= critical:
+        raise ConfigError(
+            f"alerts.rules.{burn}:warning.threshold = {warning:g}: the warning burn rate must "
+            f"be below the critical one ({critical:g})"
         )
     return tuple(overrides)
 

@@ -45,6 +45,8 @@ def _write_config(directory: Path, **changes: Any) -> Path:
                 "StorageQueueFilling": {"threshold": 0.9, "for_seconds": 600},
                 "StorageWriteErrors": {"threshold": 30},
                 "ObserverDown": {"for_seconds": 180},
+                "HighAPIErrorRate": {"threshold": 0.1, "for_seconds": 600},
+                "APILatencyHigh": {"threshold": 3},
             },
         },
         "alertmanager": {
@@ -132,6 +134,9 @@ def test_unit_tests_follow_the_configured_thresholds(
     assert rules["StorageQueueFilling"]["for"] == "10m"
     assert rules["StorageWriteErrors"]["expr"].endswith("> 30")
     assert rules["ObserverDown"]["for"] == "3m"
+    assert "> 0.1 and" in rules["HighAPIErrorRate"]["expr"]
+    assert rules["HighAPIErrorRate"]["for"] == "10m"
+    assert rules["APILatencyHigh"]["expr"].endswith("> 3")
     # The default profile's unit tests expect the built-in 0.8 and 5m: against the
     # configured rules they fail, so the tests written with them check the configuration.
     rules_dir = tmp_path / "prometheus/rules"
@@ -248,7 +253,12 @@ def test_print_defaults_is_a_configuration_that_makes_the_default_stack(
         "threshold": 0.8,
         "for_seconds": 300,
     }
-    assert document["alerts"]["rules"]["TrackAFreshnessBudgetBurn:critical"] == {"for_seconds": 120}
+    assert document["alerts"]["rules"]["TrackAFreshnessBudgetBurn:critical"] == {
+        "threshold": 14.4,
+        "for_seconds": 120,
+    }
+    assert document["alerts"]["rules"]["TrackAFreshnessBudgetBurn:warning"]["threshold"] == 6
+    assert document["alerts"]["rules"]["Watchdog"] == {"for_seconds": 0}
     config = load_stack_config(path)
     assert stack_files.render_files(config=config, out_dir=tmp_path) == stack_files.render_files(
         config=StackConfig(), out_dir=tmp_path
@@ -271,6 +281,14 @@ def test_print_defaults_is_a_configuration_that_makes_the_default_stack(
         ({"alerts": {"labels": {"severity": "x"}}}, "alerts.labels"),
         ({"prometheus": {"scrap_interval_seconds": 5}}, "prometheus.scrap_interval_seconds"),
         ({"alertmanager": {"default_receiver": "nobody"}}, "no receiver named nobody"),
+        (
+            {"alerts": {"rules": {"TrackAFreshnessBudgetBurn:warning": {"threshold": 20}}}},
+            "the warning burn rate must be below the critical one (14.4)",
+        ),
+        (
+            {"alerts": {"rules": {"StorageQueueFilling": {"threshold": 1.5}}}},
+            "alerts.rules.StorageQueueFilling.threshold = 1.5: must be 0.05 to 0.99",
+        ),
     ],
 )
 def test_a_bad_configuration_exits_2_with_one_line(
