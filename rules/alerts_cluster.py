@@ -29,7 +29,8 @@ def _member_lost(params: RuleParams) -> AlertDefinition:
         rule=alert(
             params,
             "ClusterMemberLost",
-            f"max by (job) ({members}) < max by (job) (max_over_time({members}[{window}]))",
+            f"max by ({params.by_job}) ({members}) "
+            f"< max by ({params.by_job}) (max_over_time({members}[{window}]))",
             for_minutes=LOST_FOR_MINUTES,
             severity="warning",
             summary="An Observer of the cluster is gone.",
@@ -73,8 +74,8 @@ def _uncovered(params: RuleParams) -> AlertDefinition:
         rule=alert(
             params,
             "ClusterUniverseUncovered",
-            f"sum by (job) ({owned}) < max by (job) ({universe}) "
-            f"and on (job) max by (job) ({members}) > 0",
+            f"sum by ({params.by_job}) ({owned}) < max by ({params.by_job}) ({universe}) "
+            f"and on ({params.by_job}) max by ({params.by_job}) ({members}) > 0",
             for_minutes=UNCOVERED_FOR_MINUTES,
             severity="critical",
             summary="Part of the universe is swept by no member of the cluster.",
@@ -137,7 +138,8 @@ def _no_leader(params: RuleParams) -> AlertDefinition:
         rule=alert(
             params,
             "ClusterNoLeader",
-            f"max by (job) ({members}) > 0 and on (job) sum by (job) ({leader}) == 0",
+            f"max by ({params.by_job}) ({members}) > 0 "
+            f"and on ({params.by_job}) sum by ({params.by_job}) ({leader}) == 0",
             for_minutes=NO_LEADER_FOR_MINUTES,
             severity="warning",
             summary="The cluster has no leader.",

@@ -162,6 +162,11 @@ class RuleParams:
         return ", ".join(("job", "instance", *(name for name, _ in self.selectors)))
 
     @property
+    def by_job(self) -> str:
+        """The labels every per-job (cluster-wide) aggregation keeps."""
+        return ", ".join(("job", *(name for name, _ in self.selectors)))
+
+    @property
     def target_labels(self) -> Labels:
         """The job and the selector labels: what a series of the scraped target carries."""
         return (("job", self.job), *self.selectors)
