@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 from pathlib import Path
 from typing import Any
 
 import psycopg
+import pytest
+from prometheus_client import generate_latest
 
 from metrics.registry import Metrics, new_registry
-from observer.credentials import demo_credentials
+from observer.credentials import Credentials, demo_credentials
 from observer.kis.client import TOKEN_PATH
+from observer.readiness import Readiness
+from observer.runtime import Endpoint, ObserverApp
 from observer.sim import SimExchange
 from tests.cluster.test_cluster_run import member_settings
 from tests.core.conftest import running, sim_settings, value, wait_for
@@ -24,8 +30,9 @@ def token_requests(stats: dict[str, Any]) -> int:
 
 
 async def test_a_standby_with_another_data_dir_takes_over_without_issuing(
-    tmp_path: Path, postgres_url: str
+    tmp_path: Path, postgres_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     metrics_a, metrics_b = (
         Metrics(new_registry(), version="a"),
         Metrics(new_registry(), version="b"),
@@ -89,3 +96,47 @@ async def test_a_standby_with_another_data_dir_takes_over_without_issuing(
         rows = connection.execute("SELECT convert_to(t::text, 'UTF8') FROM cluster_tokens t")
         stored = b"".join(bytes(row[0]) for row in rows)
     assert stored and token.encode() not in stored
+    assert "token taken over from the cluster" in caplog.text
+    assert token not in caplog.text and token not in generate_latest(metrics_b.registry).decode()
+
+
+async def test_a_standby_with_another_app_secret_issues_its_own_once_allowed(
+    tmp_path: Path, postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The row does not open with another secret (a rotated one): a warning, then one issuance."""
+    rotated = Credentials(KEY, demo_credentials("rotated").app_secret)
+    metrics_a, metrics_b = (
+        Metrics(new_registry(), version="a"),
+        Metrics(new_registry(), version="b"),
+    )
+    async with SimExchange(sim_settings(symbols=20)) as sim:
+        async with running(
+            sim, member_settings(tmp_path, "a", postgres_url), metrics_a, label=LABEL
+        ):
+            await wait_for(
+                lambda: value(metrics_a, "observer_token_refreshes_total") >= 1,
+                what="the owner's token",
+            )
+        endpoint = Endpoint(sim.rest_url, sim.ws_url, rotated, always_open=True)
+        app = ObserverApp(
+            member_settings(tmp_path, "b", postgres_url),
+            endpoint,
+            metrics=metrics_b,
+            readiness=Readiness(),
+        )
+        stop = asyncio.Event()
+        task = asyncio.create_task(app.run(stop))
+        try:
+            await wait_for(
+                lambda: value(metrics_b, "observer_track_a_sweeps_total") >= 1 or task.done(),
+                what="b sweeping with a token of its own",
+            )
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, timeout=30)
+        stats = sim.key_stats(KEY)
+        assert app.context is not None and app.context.client.tokens.issued == 1
+    assert stats["token_grants"] == 2 and stats["rejections"]["EGW00133"] == 0
+    assert "does not open" in caplog.text
+    for secret in (*demo_credentials(LABEL).secrets(), rotated.app_secret):
+        assert secret not in caplog.text
