@@ -12,6 +12,7 @@ structure). Only then is the value built, by a SafeLoader.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +28,21 @@ MAX_DEPTH = 32  # nested mappings and sequences; the schema itself is two deep
 
 class _ConfigLoader(yaml.SafeLoader):
     """SafeLoader that keeps timestamps as text: ``start_at: 2026-02-30 10:00:00`` reaches the
-    setting's own check (which names the key) instead of failing in the YAML constructor."""
+    setting's own check (which names the key) instead of failing in the YAML constructor;
+    and reads ``1e300`` as a number, as YAML 1.2 does."""
 
 
 _ConfigLoader.yaml_implicit_resolvers = {
     first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
+# YAML 1.1 reads ``1e300`` and ``2e-3`` as text (its floats need a dot and a signed
+# exponent); YAML 1.2 and every JSON reader take them as numbers, and so do we.
+_ConfigLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
 
 
 def read_config_text(path: Path, *, what: str = "") -> str:
