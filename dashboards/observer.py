@@ -24,6 +24,7 @@ from dashboards.rows_service import (
     token_row,
 )
 from metrics import catalog as c
+from rules.thresholds import THRESHOLDS
 
 UID = "observer-overview"
 TITLE = "Observer"
@@ -38,6 +39,8 @@ class DashboardParams:
     tags: tuple[str, ...] = ("observer",)
     refresh: str = "30s"
     time_from: str = "now-6h"
+    # StorageQueueFilling's threshold, drawn on the queue-fill panel.
+    storage_queue_fill: float = THRESHOLDS["StorageQueueFilling"].default
 
 
 SPEC_ROWS = (
@@ -93,7 +96,7 @@ def dashboard(params: DashboardParams | None = None) -> g.Dashboard:
         api_row(),
         token_row(),
         system_row(),
-        storage_row(),
+        storage_row(params.storage_queue_fill),
         cluster_row(),
     )
     return g.Dashboard(

@@ -18,7 +18,7 @@ from dashboards.queries import increase, rate, rec, sel
 from metrics import catalog as c
 from metrics.promql import UP
 from rules import recording as r
-from rules.alerts_storage import QUEUE_FILL_RATIO
+from rules.thresholds import THRESHOLDS
 
 
 def rate_limit_row() -> Row:
@@ -232,7 +232,8 @@ def system_row() -> Row:
     )
 
 
-def storage_row() -> Row:
+def storage_row(queue_fill: float = THRESHOLDS["StorageQueueFilling"].default) -> Row:
+    """The storage row; ``queue_fill`` is StorageQueueFilling's threshold (a line on a panel)."""
     return Row(
         "Storage",
         (
@@ -265,7 +266,7 @@ def storage_row() -> Row:
                     "above the line for 5 minutes).",
                     "percentunit",
                     [(rec(r.STORAGE_QUEUE_FILL), INST)],
-                    steps=(("green", None), ("red", QUEUE_FILL_RATIO)),
+                    steps=(("green", None), ("red", queue_fill)),
                 ),
                 6,
             ),

@@ -18,7 +18,6 @@ WRITE_ERRORS_WINDOW_SECONDS = 120
 WRITE_ERRORS_FOR_MINUTES = 5
 # A healthy writer keeps the queue under one batch (storage.batch_size 4096 of the default
 # queue_size 50,000, about 8 %); producers wait once it is full.
-QUEUE_FILL_RATIO = 0.8
 QUEUE_FILL_FOR_MINUTES = 5
 QUEUE_CAPACITY = 50_000  # of the unit tests' inputs
 

@@ -169,6 +169,7 @@ def prometheus_profile(config: StackConfig) -> PrometheusProfile:
 def dashboard_params(config: StackConfig) -> DashboardParams:
     section = config.dashboard
     return DashboardParams(
+        storage_queue_fill=threshold_of(rule_params(config), "StorageQueueFilling"),
         title=section.title,
         uid=section.uid,
         tags=tuple(section.tags),

@@ -9,6 +9,7 @@ check`` passes against that configuration and reports drift against another.
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -180,6 +181,11 @@ def test_every_file_follows_the_configuration(configured: tuple[Path, Path]) -> 
     assert am["route"]["routes"][0]["receiver"] == "deadman"
     board = (out / "grafana/dashboards/observer.json").read_text()
     assert '"title": "KRX Observer"' in board and '"uid": "krx-observer"' in board
+    fill = next(
+        panel for panel in json.loads(board)["panels"] if panel.get("title") == "Write queue fill"
+    )
+    steps = fill["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    assert [step["value"] for step in steps] == [None, 0.9]
     runbook = (out / "runbook.md").read_text()
     assert "Threshold 0.9 (share of storage.queue_size in use; built in 0.8)" in runbook
     assert '`team="markets"`' in runbook and "`chat`: slack." in runbook
@@ -308,3 +314,52 @@ def test_aliases_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     path.write_text("a: &x [1, 2]\nb: *x\n")
     assert cli.main(["generate", "--config", str(path)]) == 2
     assert "aliases are not accepted" in capsys.readouterr().err
+
+
+@requires("promtool")
+@requires("amtool")
+@requires("docker-compose")
+def test_pagerduty_email_and_file_sd_pass_the_tools(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "pd-key").write_text("pd-routing-key-never-in-output\n")
+    (tmp_path / "smtp-password").write_text("smtp-pw-never-in-output\n")
+    (tmp_path / "targets.yml").write_text(
+        "- targets: ['10.0.0.5:9464']\n  labels: {cluster: busan}\n"
+    )
+    document = {
+        "prometheus": {"selectors": {"cluster": "busan"}, "file_sd": "targets.yml"},
+        "alertmanager": {
+            "receivers": [
+                {"name": "pager", "pagerduty": [{"routing_key_file": "pd-key"}]},
+                {
+                    "name": "mail",
+                    "email": [
+                        {
+                            "to": "oncall@example.org",
+                            "from": "observer@example.org",
+                            "smarthost": "smtp.example.org:587",
+                            "auth_username": "observer",
+                            "auth_password_file": "smtp-password",
+                        }
+                    ],
+                },
+            ],
+            "routes": [{"receiver": "pager", "matchers": ['severity="critical"']}],
+            "default_receiver": "mail",
+            "watchdog_receiver": "mail",
+        },
+    }
+    config = tmp_path / "stack.yaml"
+    config.write_text(yaml.safe_dump(document))
+    out = tmp_path / "gen"
+    assert cli.main(["generate", "--config", str(config), "--out", str(out)]) == 0
+    capsys.readouterr()
+    code, _report, err = _check(capsys, str(out), "--config", str(config))
+    assert code == 0, err
+    (job,) = _load(out, layout.PROMETHEUS_CONFIG)["scrape_configs"]
+    assert job["file_sd_configs"] == [{"files": [str(tmp_path / "targets.yml")]}]
+    volumes = _load(out, layout.COMPOSE_FILE)["services"]["prometheus"]["volumes"]
+    assert f"{tmp_path / 'targets.yml'}:{tmp_path / 'targets.yml'}:ro" in volumes
+    for relative, text in stack_files.read_files(out).items():
+        assert "never-in-output" not in text, relative
