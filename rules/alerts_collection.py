@@ -14,6 +14,7 @@ from rules.build import (
     alert,
     held_seconds,
     market_open,
+    seconds_text,
     threshold,
 )
 from rules.inputs import TARGET, histogram, series
@@ -132,7 +133,8 @@ def _track_a(params: RuleParams) -> tuple[AlertDefinition, ...]:
                 f"{call_p99} > {threshold(slow)}",
                 for_minutes=10,
                 severity="warning",
-                summary="Track A snapshot calls take more than a second.",
+                summary="Track A snapshot calls take more than "
+                f"{'a second' if slow == 1 else seconds_text(slow)}.",
                 description="p99 of the current-price call (inquire_price) on "
                 "{{ $labels.instance }} is {{ $value | humanizeDuration }} over 5 minutes "
                 f"(threshold {slow:g}s).",

@@ -135,7 +135,8 @@ def gap_alerts(params: RuleParams) -> tuple[AlertDefinition, ...]:
                 f"{recorded(rec.GAP_DETECTION_LATENCY, params.scope, **P99)} > {threshold(slow)}",
                 for_minutes=10,
                 severity="warning",
-                summary="Running the gap rules takes more than half a second.",
+                summary="Running the gap rules takes more than "
+                f"{'half a second' if slow == 0.5 else seconds_text(slow)}.",
                 description="p99 gap detection time on {{ $labels.instance }} is "
                 f"{{{{ $value | humanizeDuration }}}} (threshold {seconds_text(slow)}).",
             ),

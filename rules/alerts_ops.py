@@ -14,7 +14,7 @@ from metrics.promql import (
     selector,
 )
 from rules import recording as rec
-from rules.build import alert, threshold
+from rules.build import alert, held_seconds, in_words, threshold
 from rules.inputs import TARGET, series
 from rules.model import AlertDefinition, Firing, Healthy, InputSeries, RunbookEntry, Severity
 from rules.params import RuleParams
@@ -95,6 +95,7 @@ def _burn(
 
 
 def _down(params: RuleParams) -> tuple[AlertDefinition, ...]:
+    down = held_seconds(params, "ObserverDown", "critical", 1)
     return (
         AlertDefinition(
             rule=alert(
@@ -105,7 +106,7 @@ def _down(params: RuleParams) -> tuple[AlertDefinition, ...]:
                 severity="critical",
                 summary="Prometheus cannot scrape an Observer instance.",
                 description="The scrape of Observer at {{ $labels.instance }} has failed for "
-                "a minute.",
+                f"{'a minute' if down == 60 else in_words(down)}.",
             ),
             runbook=RunbookEntry(
                 meaning="One Observer instance does not answer scrapes: the process is down, "

@@ -12,6 +12,8 @@ from rules.build import (
     OPENS_AT_10M,
     alert,
     api_requests,
+    held_seconds,
+    in_words,
     market_open,
     seconds_text,
     threshold,
@@ -154,7 +156,8 @@ def _api(params: RuleParams) -> tuple[AlertDefinition, ...]:
                 f"{recorded(rec.API_LATENCY, params.scope, quantile='0.99')} > {threshold(slow)}",
                 for_minutes=10,
                 severity="warning",
-                summary="Broker API calls take more than two seconds.",
+                summary="Broker API calls take more than "
+                f"{'two seconds' if slow == 2 else seconds_text(slow)}.",
                 description="p99 broker API latency on {{ $labels.instance }} is "
                 f"{{{{ $value | humanizeDuration }}}} (threshold {seconds_text(slow)}).",
             ),
@@ -200,7 +203,8 @@ def _system(params: RuleParams) -> AlertDefinition:
             for_minutes=2,
             severity="critical",
             summary="No Observer instance is up.",
-            description="No Observer target has answered a scrape for 2 minutes "
+            description="No Observer target has answered a scrape for "
+            f"{in_words(held_seconds(params, 'SystemDowntime', 'critical', 2))} "
             "(absent: {{ $value | humanize }}); nothing is being collected.",
             # absent() of a comparison carries no labels: keep the job for routing.
             labels=params.target_labels,
@@ -242,6 +246,7 @@ def _limiter(params: RuleParams) -> tuple[AlertDefinition, ...]:
     lane_p99 = recorded(rec.LIMITER_DELAY, params.scope, lane="backfill", quantile="0.99")
     wait = threshold_of(params, "RateLimitHighDelay")
     above, p99 = p99_bucket(delay.buckets, wait)
+    starved = in_words(held_seconds(params, "RateLimitTokenStarvation", "warning", 5))
     return (
         AlertDefinition(
             rule=alert(
@@ -250,10 +255,10 @@ def _limiter(params: RuleParams) -> tuple[AlertDefinition, ...]:
                 f"sum by ({params.by}) ({depth}) > 0",
                 for_minutes=5,
                 severity="warning",
-                summary="Backfill requests have been waiting for the limiter for 5 minutes.",
+                summary=f"Backfill requests have been waiting for the limiter for {starved}.",
                 description="{{ $value | humanize }} backfill requests of "
                 "{{ $labels.instance }} are waiting for a limiter token, and the queue has "
-                "not emptied for 5 minutes.",
+                f"not emptied for {starved}.",
             ),
             runbook=RunbookEntry(
                 meaning="The priority lane never drains: REST demand is above the per-key "
@@ -293,7 +298,8 @@ def _limiter(params: RuleParams) -> tuple[AlertDefinition, ...]:
                 f"{lane_p99} > {threshold(wait)}",
                 for_minutes=5,
                 severity="warning",
-                summary="Backfill requests wait more than a second for the limiter.",
+                summary="Backfill requests wait more than "
+                f"{'a second' if wait == 1 else seconds_text(wait)} for the limiter.",
                 description="p99 limiter wait of backfill requests on {{ $labels.instance }} "
                 f"is {{{{ $value | humanizeDuration }}}} (threshold {seconds_text(wait)}).",
             ),
