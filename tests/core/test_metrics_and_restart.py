@@ -50,16 +50,24 @@ async def exercise(sim: SimExchange, metrics: Metrics) -> float:
     for _ in range(20):  # the limiter queue is busy during a sweep
         depth = max(depth, value(metrics, "observer_rate_limit_queue_depth", lane="sweep"))
         await asyncio.sleep(0.01)
+    fresh = {"result": "fresh"}
+    await wait_for(lambda: value(metrics, "observer_track_a_freshness_checks_total", **fresh) > 0)
     # Longer than the expected cadence (5 s): the symbols it fails go stale.
-    spell = {"kind": "rest_errors", "msg_cd": "OPSQ2000", "http_status": 200, "seconds": 6.0}
+    spell = {"kind": "rest_errors", "msg_cd": "OPSQ2000", "http_status": 200, "seconds": 8.0}
     await sim.inject(spell)
     await wait_for(lambda: value(metrics, "observer_track_a_snapshots_failed_total") > 0)
+    stale = {"result": "stale"}
+    await wait_for(lambda: value(metrics, "observer_track_a_freshness_checks_total", **stale) > 0)
     storm = {"kind": "rest_errors", "msg_cd": "EGW00201", "http_status": 500, "seconds": 0.3}
     await sim.clear_faults()
     await sim.inject(storm)
     await wait_for(lambda: value(metrics, "observer_rate_limit_rejections_total") > 0)
     await wait_for(lambda: value(metrics, "observer_universe_deleted_total") > 0, within=20)
     await wait_for(lambda: value(metrics, "observer_gaps_detected_total") > 0)
+    gap_rows = {"kind": "gap"}
+    await wait_for(lambda: value(metrics, "observer_storage_rows_written_total", **gap_rows) > 0)
+    # A sweep after the faults collected something again.
+    await wait_for(lambda: value(metrics, "observer_track_a_sweep_completeness_ratio") > 0)
     return depth
 
 
