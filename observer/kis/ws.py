@@ -253,7 +253,12 @@ class TrackBSession:
                     raise
                 finally:
                     timer.receiving = False
-                actions = protocol.receive(raw, clock())
+                now = clock()
+                trades = protocol.data(raw, now)
+                if trades is not None:
+                    await listener.on_trades(trades)
+                    continue
+                actions = protocol.receive(raw, now)
                 first = actions[0]
                 if type(first) is Records:
                     await listener.on_trades(first.trades)

@@ -259,6 +259,23 @@ class SessionProtocol:
         actions.append(Connected())
         return actions
 
+    def data(self, raw: str | bytes, now: float) -> list[Trade] | None:
+        """A data frame's trades (the data-idle watchdog and back-off reset as by
+        ``receive``), or None when ``raw`` is anything else or unreadable: then
+        ``receive`` says what to do. The loop's fast path: nearly every message is a
+        data frame, and this allocates nothing but the trades.
+        """
+        if type(raw) is not str or raw[:2] != "0|":
+            return None
+        try:
+            trades = parse_trade_frame(raw)
+        except FrameError:
+            return None
+        self.idle_deadline = now + self._idle_s
+        if self.backoff.attempt:
+            self.backoff.reset()
+        return trades
+
     def receive(self, raw: str | bytes, now: float) -> list[Action]:
         """One message received at ``now`` (while open): what to do about it (never nothing).
 

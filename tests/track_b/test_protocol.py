@@ -103,6 +103,22 @@ def test_data_moves_the_watchdog_deadline_and_replies_do_not() -> None:
     assert p.advance(55.0, market_open=True) == [Close(ReconnectReason.IDLE)]
 
 
+def test_the_data_fast_path_agrees_with_receive() -> None:
+    """``data`` (the loop's fast path) gives a data frame's trades and moves the watchdog
+    as ``receive`` does; anything else is left to ``receive``."""
+    fast, full = protocol(), protocol()
+    for p in (fast, full):
+        p.register("005930")
+        opened(p, now=0.0)
+    trades = fast.data(DATA, 25.0)
+    [records] = full.receive(DATA, 25.0)
+    assert isinstance(records, Records) and trades == records.trades
+    assert fast.idle_deadline == full.idle_deadline == 25.0 + IDLE
+    for other in (PING, reply("OPSP0000", rt_cd="0"), "0|H0STCNT0|001|garbled", b"0|bytes"):
+        assert fast.data(other, 30.0) is None
+    assert fast.idle_deadline == 25.0 + IDLE  # nothing else fed the watchdog
+
+
 def test_no_watchdog_while_the_market_is_closed() -> None:
     """Was a 1.5 s real-socket test; the echo half stays in test_heartbeats."""
     p = protocol()
