@@ -3,12 +3,14 @@ compose), and the alert settings it may name."""
 
 from __future__ import annotations
 
+import json
 import os
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from dashboards import DashboardParams
 from observer.errors import ConfigError
+from observer.stack import compose, layout
 from observer.stack.compose import DEFAULT_BUILD_CONTEXT, ComposeParams
 from observer.stack.config import EmailConfig, ReceiverConfig, StackConfig
 from observer.stack.prometheus import COMPOSE, PrometheusProfile
@@ -162,8 +164,29 @@ def prometheus_profile(config: StackConfig) -> PrometheusProfile:
         job=section.job,
         targets=tuple(section.targets),
         target_labels=tuple(section.selectors.items()),
-        file_sd=None if section.file_sd is None else str(section.file_sd),
+        file_sd=_file_sd(config),
     )
+
+
+def _file_sd(config: StackConfig) -> str | None:
+    if config.cluster.observers:
+        return str(PurePosixPath(layout.PROMETHEUS_TARGETS).relative_to(layout.PROMETHEUS_DIR))
+    return None if config.prometheus.file_sd is None else str(config.prometheus.file_sd)
+
+
+def cluster_targets(config: StackConfig) -> dict[str, str]:
+    """The members as a file_sd list (with the selectors as labels); empty without a cluster."""
+    count = config.cluster.observers
+    if not count:
+        return {}
+    group: dict[str, object] = {
+        "targets": [
+            f"{compose.member_name(index)}:{layout.OBSERVER_PORT}" for index in range(1, count + 1)
+        ]
+    }
+    if config.prometheus.selectors:
+        group["labels"] = dict(config.prometheus.selectors)
+    return {layout.PROMETHEUS_TARGETS: json.dumps([group], indent=2) + "\n"}
 
 
 def dashboard_params(config: StackConfig) -> DashboardParams:
@@ -206,4 +229,5 @@ def compose_params(config: StackConfig, out_dir: Path | None) -> ComposeParams:
         if config.prometheus.file_sd is None
         else (str(config.prometheus.file_sd),),
         alertmanager_files=tuple(str(path) for path in config.secret_files()),
+        observers=config.cluster.observers,
     )

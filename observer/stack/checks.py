@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -142,23 +144,28 @@ def secret_files(config: StackConfig, _directory: Path) -> list[str]:
     ]
 
 
+def _allowed_ports(services: dict[str, Any]) -> set[str]:
+    """The four UI/API ports, and each cluster member's own loopback port."""
+    ports = {
+        layout.OBSERVER_PORT,
+        layout.PROMETHEUS_PORT,
+        layout.ALERTMANAGER_PORT,
+        layout.GRAFANA_PORT,
+    }
+    count = sum(1 for name in services if name.startswith("observer-"))
+    ports |= {compose.member_port(index) for index in range(1, count + 1)}
+    return {str(port) for port in ports}
+
+
 def compose_shape(directory: Path) -> list[str]:
-    """Healthchecks everywhere, pinned images, the password required, only the four ports."""
+    """Healthchecks everywhere, pinned images, passwords required, only the stack's ports."""
     path = directory / layout.COMPOSE_FILE
     if not path.is_file():
         return [f"{layout.COMPOSE_FILE}: missing"]
     document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     services = document.get("services") or {}
     problems = []
-    allowed = {
-        str(port)
-        for port in (
-            layout.OBSERVER_PORT,
-            layout.PROMETHEUS_PORT,
-            layout.ALERTMANAGER_PORT,
-            layout.GRAFANA_PORT,
-        )
-    }
+    allowed = _allowed_ports(services)
     for name, service in sorted(services.items()):
         if "healthcheck" not in service:
             problems.append(f"{layout.COMPOSE_FILE}: service {name} has no healthcheck")
@@ -166,11 +173,16 @@ def compose_shape(directory: Path) -> list[str]:
         if "build" not in service and (":" not in image or image.endswith(":latest")):
             problems.append(f"{layout.COMPOSE_FILE}: service {name} image {image!r} not pinned")
         for mapping in service.get("ports") or []:
-            if str(mapping).rsplit(":", 1)[-1] not in allowed:
+            host_port = str(mapping).split(":")[-2] if str(mapping).count(":") else str(mapping)
+            if host_port not in allowed:
                 problems.append(f"{layout.COMPOSE_FILE}: service {name} publishes {mapping}")
     password = (services.get("grafana") or {}).get("environment", {})
     if compose.REQUIRED_PASSWORD not in password.values():
         problems.append(f"{layout.COMPOSE_FILE}: Grafana admin password is not required")
+    if "postgres" in services:
+        environment = services["postgres"].get("environment") or {}
+        if environment.get("POSTGRES_PASSWORD") != compose.REQUIRED_POSTGRES_PASSWORD:
+            problems.append(f"{layout.COMPOSE_FILE}: PostgreSQL password is not required")
     return problems
 
 
@@ -200,10 +212,16 @@ def promtool_config(directory: Path) -> list[str]:
     return _run(["promtool", "check", "config", layout.PROMETHEUS_CONFIG], directory)
 
 
+# Compose's required substitutions, ${NAME:?message}: each gets a placeholder for the check.
+REQUIRED_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*):\?")
+
+
 def compose_config(directory: Path) -> list[str]:
-    """``docker-compose config`` accepts the file (with a placeholder admin password)."""
+    """``docker-compose config`` accepts the file (placeholders for the required variables)."""
     env = dict(os.environ)
-    env[compose.PASSWORD_VARIABLE] = "placeholder-for-validation"
+    text = (directory / layout.COMPOSE_FILE).read_text(encoding="utf-8")
+    for variable in {compose.PASSWORD_VARIABLE, *REQUIRED_VARIABLE.findall(text)}:
+        env[variable] = "placeholder-for-validation"
     return _run(["docker-compose", "-f", layout.COMPOSE_FILE, "config", "--quiet"], directory, env)
 
 

@@ -23,9 +23,26 @@ ALERTMANAGER_IMAGE = "prom/alertmanager:v0.27.0"
 GRAFANA_IMAGE = "grafana/grafana-oss:11.2.2"
 OBSERVER_IMAGE = "observer:local"
 
+POSTGRES_IMAGE = "postgres:15"
+
 PASSWORD_VARIABLE = "GF_ADMIN_PASSWORD"
 # Compose's "required" substitution: no default, the message says what to do.
 REQUIRED_PASSWORD = f"${{{PASSWORD_VARIABLE}:?set {PASSWORD_VARIABLE} to Grafana's admin password}}"
+POSTGRES_PASSWORD_VARIABLE = "POSTGRES_PASSWORD"
+REQUIRED_POSTGRES_PASSWORD = f"${{{POSTGRES_PASSWORD_VARIABLE}:?set {POSTGRES_PASSWORD_VARIABLE}}}"
+POSTGRES_USER = "observer"
+POSTGRES_DB = "observer"
+# The members' shared database; the password is substituted by compose, never written here.
+# It goes into a URL: use one without '@', ':' or '/'.
+STORAGE_URL = (
+    f"postgresql://{POSTGRES_USER}:{REQUIRED_POSTGRES_PASSWORD}"
+    f"@postgres:{layout.POSTGRES_PORT}/{POSTGRES_DB}"
+)
+
+
+def required(variable: str, what: str) -> str:
+    """Compose's required substitution of ``variable``: no default, refused when unset."""
+    return f"${{{variable}:?set {variable} to {what}}}"
 
 
 def _healthcheck(command: list[str], start_period_s: int = 10) -> dict[str, Any]:
@@ -63,6 +80,7 @@ class ComposeParams:
     build_context: str = DEFAULT_BUILD_CONTEXT
     prometheus_files: tuple[str, ...] = ()
     alertmanager_files: tuple[str, ...] = ()
+    observers: int = 0  # 0: the single embedded-storage Observer; N: members observer-1..N
 
 
 def _same_path_mounts(paths: Sequence[str]) -> list[str]:
@@ -92,6 +110,49 @@ def observer_service(build_context: str = DEFAULT_BUILD_CONTEXT) -> dict[str, An
         "ports": [_port(layout.OBSERVER_PORT)],
         "restart": "unless-stopped",
         "healthcheck": _healthcheck(["python", "-c", probe], start_period_s=30),
+    }
+
+
+def member_name(index: int) -> str:
+    return f"observer-{index}"
+
+
+def member_port(index: int) -> int:
+    """Where member ``index`` (from 1) is published on the host's loopback."""
+    return layout.OBSERVER_PORT + index - 1
+
+
+def member_service(build_context: str, index: int) -> dict[str, Any]:
+    """Cluster member ``index``: its own app key, the shared PostgreSQL, cluster mode on."""
+    name = member_name(index)
+    service = observer_service(build_context)
+    service["environment"] = {
+        "KIS_APP_KEY": required(f"KIS_APP_KEY_{index}", f"{name}'s app key"),
+        "KIS_APP_SECRET": required(f"KIS_APP_SECRET_{index}", f"{name}'s app secret"),
+        "OBSERVER_CLUSTER__ENABLED": "true",
+        "OBSERVER_CLUSTER__MEMBER_ID": name,
+        "OBSERVER_STORAGE__URL": STORAGE_URL,
+        **service["environment"],
+    }
+    service["ports"] = [f"{LOOPBACK}:{member_port(index)}:{layout.OBSERVER_PORT}"]
+    service["depends_on"] = {"postgres": {"condition": "service_healthy"}}
+    return service
+
+
+def postgres_service() -> dict[str, Any]:
+    """The members' shared database; not published, its password only from the environment."""
+    return {
+        "image": POSTGRES_IMAGE,
+        "environment": {
+            "POSTGRES_USER": POSTGRES_USER,
+            "POSTGRES_DB": POSTGRES_DB,
+            "POSTGRES_PASSWORD": REQUIRED_POSTGRES_PASSWORD,
+        },
+        "volumes": ["postgres-data:/var/lib/postgresql/data"],
+        "restart": "unless-stopped",
+        "healthcheck": _healthcheck(
+            ["pg_isready", "-U", POSTGRES_USER, "-d", POSTGRES_DB], start_period_s=30
+        ),
     }
 
 
@@ -159,15 +220,28 @@ def grafana_service() -> dict[str, Any]:
     }
 
 
+def _observers(params: ComposeParams) -> dict[str, Any]:
+    if not params.observers:
+        return {"observer": observer_service(params.build_context)}
+    members = {
+        member_name(index): member_service(params.build_context, index)
+        for index in range(1, params.observers + 1)
+    }
+    return {**members, "postgres": postgres_service()}
+
+
 def build_compose(params: ComposeParams = ComposeParams()) -> dict[str, Any]:
+    volumes: dict[str, Any] = {"prometheus-data": {}, "grafana-data": {}}
+    if params.observers:
+        volumes["postgres-data"] = {}
     return {
         "services": {
-            "observer": observer_service(params.build_context),
+            **_observers(params),
             "prometheus": prometheus_service(params.prometheus_files),
             "alertmanager": alertmanager_service(params.alertmanager_files),
             "grafana": grafana_service(),
         },
-        "volumes": {"prometheus-data": {}, "grafana-data": {}},
+        "volumes": volumes,
     }
 
 

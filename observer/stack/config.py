@@ -256,6 +256,19 @@ class ComposeSection(_Section):
     )
 
 
+class ClusterSection(_Section):
+    observers: int = Field(
+        0,
+        ge=0,
+        le=32,
+        description="0: one Observer with its embedded database (the default). N >= 1: N "
+        "cluster members observer-1..N, each with its own app key from KIS_APP_KEY_i / "
+        "KIS_APP_SECRET_i, sharing a postgres service whose password comes from "
+        "POSTGRES_PASSWORD; Prometheus finds them through the file_sd list "
+        "prometheus/targets/observer.json.",
+    )
+
+
 class StackConfig(_Section):
     """What ``observer generate --config`` reads; every default is today's generated stack."""
 
@@ -264,10 +277,25 @@ class StackConfig(_Section):
     alertmanager: AlertmanagerSection = Field(default_factory=AlertmanagerSection)
     dashboard: DashboardSection = Field(default_factory=DashboardSection)
     compose: ComposeSection = Field(default_factory=ComposeSection)
+    cluster: ClusterSection = Field(default_factory=ClusterSection)
+
+    @model_validator(mode="after")
+    def _one_target_list(self) -> StackConfig:
+        if self.cluster.observers and self.prometheus.file_sd is not None:
+            raise ValueError(
+                "prometheus.file_sd: cluster.observers writes the targets file itself; "
+                "leave prometheus.file_sd unset"
+            )
+        if self.cluster.observers and "targets" in self.prometheus.model_fields_set:
+            raise ValueError(
+                "prometheus.targets: cluster.observers lists the members itself; "
+                "leave prometheus.targets unset"
+            )
+        return self
 
     def resolved(self, base_dir: Path) -> StackConfig:
         """Every relative path made absolute against ``base_dir`` (the file's folder)."""
-        document = self.model_dump(by_alias=True, exclude_none=False)
+        document = self.model_dump(by_alias=True, exclude_unset=True)
         _absolute_paths(document, base_dir.resolve())
         return StackConfig.model_validate(document)
 

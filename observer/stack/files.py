@@ -47,6 +47,7 @@ def _configured(config: StackConfig, out_dir: Path | None) -> list[Renderer]:
         lambda: render_rule_files(params),
         lambda: {RUNBOOK_PATH: render_runbook(params)},
         lambda: compose.render_files(compose_params),
+        lambda: adapt.cluster_targets(config),
         lambda: grafana.render_files(profile),
         lambda: dashboards.render_files(adapt.dashboard_params(config)),
     ]

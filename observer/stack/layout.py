@@ -12,6 +12,8 @@ COMPOSE_FILE = "compose.yaml"
 PROMETHEUS_CONFIG = "prometheus/prometheus.yml"
 PROMETHEUS_DIR = "prometheus"
 RULES_DIR = "prometheus/rules"
+# The cluster's members as a file_sd list; prometheus.yml names it relative to itself.
+PROMETHEUS_TARGETS = "prometheus/targets/observer.json"
 ALERTMANAGER_CONFIG = "alertmanager/alertmanager.yml"
 ALERTMANAGER_DIR = "alertmanager"
 GRAFANA_PROVISIONING_DIR = "grafana/provisioning"
@@ -24,6 +26,7 @@ OBSERVER_PORT = 9464
 PROMETHEUS_PORT = 9090
 ALERTMANAGER_PORT = 9093
 GRAFANA_PORT = 3000
+POSTGRES_PORT = 5432
 
 # Where the containers see the folders above (compose mounts them read-only).
 GRAFANA_DASHBOARDS_MOUNT = "/etc/grafana/dashboards"
