@@ -21,6 +21,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,7 +103,8 @@ def measure(keys: int, symbols: int, sweeps: int) -> Result:
         wait_until(lambda: settled(urls, keys, symbols), f"{keys} members settled", SETTLE_WITHIN_S)
         shares = [int(scrape(url)["observer_cluster_symbols_owned"]) for url in urls]
         sweep_within_s = symbols / 10 + 30  # a generous bound: half the simulator's rate
-        periods = [sweep_period(url, sweeps, sweep_within_s) for url in urls]
+        with ThreadPoolExecutor(max_workers=len(urls)) as pool:  # members sweep side by side
+            periods = list(pool.map(lambda url: sweep_period(url, sweeps, sweep_within_s), urls))
         stats_url = f"{cluster.sim.values['rest_url']}/sim/stats"
         with urllib.request.urlopen(stats_url, timeout=10) as response:
             stats = json.load(response)
