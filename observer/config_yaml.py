@@ -66,14 +66,15 @@ def read_config_text(path: Path, *, what: str = "") -> str:
         raise ConfigError(f"{path}: not UTF-8 text") from None
 
 
-def load_yaml(text: str) -> Any:
-    """Parse one YAML document within the bounds above.
+def load_yaml(text: str, *, max_nodes: int = MAX_NODES, max_depth: int = MAX_DEPTH) -> Any:
+    """Parse one YAML document within the bounds above (or the ones given: a generated
+    file is larger than a configuration, but no alias bomb either).
 
     Raises ConfigError (one line: the problem and where) for invalid YAML or an
     oversized expansion; never MemoryError or RecursionError.
     """
     try:
-        _check_shape(text)
+        _check_shape(text, max_nodes, max_depth)
         return yaml.load(text, Loader=_ConfigLoader)  # a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise ConfigError(f"not valid YAML: {_yaml_problem(exc)}") from None
@@ -81,14 +82,14 @@ def load_yaml(text: str) -> Any:
         raise ConfigError(f"not valid YAML: {exc}") from None
 
 
-def _check_shape(text: str) -> None:
+def _check_shape(text: str, max_nodes: int = MAX_NODES, max_depth: int = MAX_DEPTH) -> None:
     """One pass over the events: expanded node count, depth, recursive aliases."""
     expanded: dict[str, int] = {}  # anchor → nodes it stands for
     stack: list[tuple[str | None, int]] = [(None, 0)]  # (anchor, nodes so far) per collection
     for event in yaml.parse(text, Loader=_ConfigLoader):
         if isinstance(event, CollectionStartEvent):
-            if len(stack) > MAX_DEPTH:
-                raise ConfigError(f"YAML nested deeper than {MAX_DEPTH} levels")
+            if len(stack) > max_depth:
+                raise ConfigError(f"YAML nested deeper than {max_depth} levels")
             stack.append((event.anchor, 1))
             continue
         if isinstance(event, CollectionEndEvent):
@@ -105,9 +106,9 @@ def _check_shape(text: str) -> None:
             expanded[anchor] = size
         parent_anchor, parent_size = stack[-1]
         stack[-1] = (parent_anchor, parent_size + size)
-        if parent_size + size > MAX_NODES:
+        if parent_size + size > max_nodes:
             raise ConfigError(
-                f"YAML expands to more than {MAX_NODES} values (aliases of aliases?); refused"
+                f"YAML expands to more than {max_nodes} values (aliases of aliases?); refused"
             )
 
 
@@ -119,3 +120,26 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
         return " ".join(str(exc).split())
     where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
     return f"{problem}{where}"
+
+
+# A generated stack file (rules, their unit tests, compose): far larger than a
+# configuration, still nothing like an alias bomb's billions of values.
+MAX_GENERATED_BYTES = 16 * 1024 * 1024
+MAX_GENERATED_NODES = 2_000_000
+MAX_GENERATED_DEPTH = 64
+
+
+def load_generated_yaml(path: Path) -> Any:
+    """A generated YAML file (``observer check``): bounded in size, values and depth.
+
+    Raises ConfigError (one line) for a file that is too large or not valid YAML.
+    """
+    with path.open("rb") as handle:
+        data = handle.read(MAX_GENERATED_BYTES + 1)
+    if len(data) > MAX_GENERATED_BYTES:
+        raise ConfigError(f"{path.name}: larger than {MAX_GENERATED_BYTES} bytes")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path.name}: not UTF-8 text") from None
+    return load_yaml(text, max_nodes=MAX_GENERATED_NODES, max_depth=MAX_GENERATED_DEPTH)

@@ -11,8 +11,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import yaml
-
+from observer.config_yaml import load_generated_yaml
 from rules.render import ALERTMANAGER_PATH, RULES_PATH, TESTS_PATH
 
 # promtool test rules is CPU-bound (about 10 s of CPU for every case): room for a busy machine.
@@ -33,7 +32,7 @@ def _run(argv: list[str], cwd: Path) -> str | None:
 
 
 def _alert_names(path: Path) -> set[str]:
-    document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    document = load_generated_yaml(path) or {}
     return {
         rule["alert"]
         for group in document.get("groups", [])
@@ -43,7 +42,7 @@ def _alert_names(path: Path) -> set[str]:
 
 
 def _tested_names(path: Path) -> set[str]:
-    document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    document = load_generated_yaml(path) or {}
     return {
         check["alertname"]
         for test in document.get("tests", [])

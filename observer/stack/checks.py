@@ -21,10 +21,10 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 import dashboards
 import rules
+from observer.config_yaml import load_generated_yaml
+from observer.errors import ConfigError
 from observer.stack import compose, layout
 from observer.stack import files as stack_files
 from observer.stack.config import StackConfig
@@ -82,10 +82,10 @@ def parse_files(directory: Path) -> list[str]:
         relative = path.relative_to(directory)
         try:
             if path.suffix in (".yml", ".yaml"):
-                yaml.safe_load(path.read_text(encoding="utf-8"))
+                load_generated_yaml(path)
             elif path.suffix == ".json":
                 json.loads(path.read_text(encoding="utf-8"))
-        except (yaml.YAMLError, ValueError) as exc:
+        except (ConfigError, ValueError) as exc:
             problems.append(f"{relative}: does not parse: {exc}")
     return problems
 
@@ -119,7 +119,7 @@ def up_to_date(expected: Expected, directory: Path) -> list[str]:
 def build_context(directory: Path) -> list[str]:
     """compose's build context holds the Dockerfile it names."""
     path = directory / layout.COMPOSE_FILE
-    document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    document = load_generated_yaml(path) or {}
     problems = []
     for name, service in sorted((document.get("services") or {}).items()):
         build = service.get("build")
@@ -162,7 +162,7 @@ def compose_shape(directory: Path) -> list[str]:
     path = directory / layout.COMPOSE_FILE
     if not path.is_file():
         return [f"{layout.COMPOSE_FILE}: missing"]
-    document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    document = load_generated_yaml(path) or {}
     services = document.get("services") or {}
     problems = []
     allowed = _allowed_ports(services)

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
-import yaml
-
+from observer.config_yaml import MAX_GENERATED_DEPTH, MAX_GENERATED_NODES, load_yaml
 from observer.errors import ObserverError
 from observer.stack import layout
 
@@ -123,7 +122,7 @@ def rewrite(
     target. Raises PrometheusConfigError when the text lacks a scrape job or
     the Alertmanager section.
     """
-    config = yaml.safe_load(text)
+    config = load_yaml(text, max_nodes=MAX_GENERATED_NODES, max_depth=MAX_GENERATED_DEPTH)
     try:
         jobs = list(config["scrape_configs"])
         managers = config["alerting"]["alertmanagers"]

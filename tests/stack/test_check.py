@@ -39,6 +39,30 @@ def test_a_file_that_does_not_parse_is_named(
     assert f"problem: {layout.GRAFANA_DATASOURCE}: does not parse" in err
 
 
+BILLION_LAUGHS = "\n".join(
+    ["a: &a [x, x, x, x, x, x, x, x, x]"]
+    + [f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]" for i in range(8)]
+)
+
+
+@pytest.mark.parametrize("target", ["datasource", "rules"])
+def test_an_alias_bomb_in_a_generated_file_is_refused_not_expanded(
+    generated: Path, capsys: pytest.CaptureFixture[str], target: str
+) -> None:
+    """9^9 values from a few hundred bytes: reported as a problem in one line, and no
+    check (the parse, the build context, the rule names) expands it."""
+    path = (
+        layout.GRAFANA_DATASOURCE
+        if target == "datasource"
+        else layout.RULES_DIR + "/observer.rules.yml"
+    )
+    (generated / path).write_text(BILLION_LAUGHS + "\n")
+    code, _out, err = _check(generated, capsys, "--no-tools")
+    assert code == 1
+    assert f"problem: {path}: does not parse" in err
+    assert "values (aliases of aliases?)" in err
+
+
 def test_a_hand_edited_file_is_reported_as_out_of_date(
     generated: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
