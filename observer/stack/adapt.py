@@ -10,7 +10,7 @@ from typing import Any
 
 from dashboards import DashboardParams
 from observer.errors import ConfigError
-from observer.stack import compose, layout
+from observer.stack import compose, layout, prometheus
 from observer.stack.compose import DEFAULT_BUILD_CONTEXT, ComposeParams
 from observer.stack.config import EmailConfig, ReceiverConfig, StackConfig
 from observer.stack.prometheus import COMPOSE, PrometheusProfile
@@ -165,6 +165,9 @@ def prometheus_profile(config: StackConfig) -> PrometheusProfile:
         targets=tuple(section.targets),
         target_labels=tuple(section.selectors.items()),
         file_sd=_file_sd(config),
+        remote_write_url=prometheus.remote_write_url("victoriametrics")
+        if config.victoriametrics.enabled
+        else None,
     )
 
 
@@ -230,4 +233,7 @@ def compose_params(config: StackConfig, out_dir: Path | None) -> ComposeParams:
         else (str(config.prometheus.file_sd),),
         alertmanager_files=tuple(str(path) for path in config.secret_files()),
         observers=config.cluster.observers,
+        victoriametrics_retention=config.victoriametrics.retention_period
+        if config.victoriametrics.enabled
+        else None,
     )

@@ -151,6 +151,7 @@ def _allowed_ports(services: dict[str, Any]) -> set[str]:
         layout.PROMETHEUS_PORT,
         layout.ALERTMANAGER_PORT,
         layout.GRAFANA_PORT,
+        layout.VICTORIAMETRICS_PORT,
     }
     count = sum(1 for name in services if name.startswith("observer-"))
     ports |= {compose.member_port(index) for index in range(1, count + 1)}

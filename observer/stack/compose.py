@@ -3,11 +3,15 @@
 Every service has a healthcheck; Prometheus and Grafana keep their data in
 named volumes; only the four UI/API ports are published. Grafana's admin
 password comes from ``GF_ADMIN_PASSWORD`` with no default: compose refuses to
-start without it. Paths are relative to the folder the file lives in; the
-build context is the folder holding Observer's Dockerfile (``..`` for the
-committed ``compose/``). Files a stack configuration names (receiver secrets,
-a file_sd list) are mounted read-only at their own absolute path, so the
-generated configs name one path that holds natively and in the containers.
+start without it. A stack configuration may ask for N cluster members
+(``observer-i``, each published on its own loopback port, with its app key from
+``KIS_APP_KEY_i``) sharing a ``postgres`` service whose password comes only from
+``POSTGRES_PASSWORD``, and for a ``victoriametrics`` service (loopback port 8428).
+Paths are relative to the folder the file lives in; the build context is the
+folder holding Observer's Dockerfile (``..`` for the committed ``compose/``).
+Files a stack configuration names (receiver secrets, a file_sd list) are mounted
+read-only at their own absolute path, so the generated configs name one path that
+holds natively and in the containers.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ GRAFANA_IMAGE = "grafana/grafana-oss:11.2.2"
 OBSERVER_IMAGE = "observer:local"
 
 POSTGRES_IMAGE = "postgres:15"
+VICTORIAMETRICS_IMAGE = "victoriametrics/victoria-metrics:v1.102.1"
 
 PASSWORD_VARIABLE = "GF_ADMIN_PASSWORD"
 # Compose's "required" substitution: no default, the message says what to do.
@@ -81,6 +86,7 @@ class ComposeParams:
     prometheus_files: tuple[str, ...] = ()
     alertmanager_files: tuple[str, ...] = ()
     observers: int = 0  # 0: the single embedded-storage Observer; N: members observer-1..N
+    victoriametrics_retention: str | None = None  # None: no VictoriaMetrics service
 
 
 def _same_path_mounts(paths: Sequence[str]) -> list[str]:
@@ -153,6 +159,23 @@ def postgres_service() -> dict[str, Any]:
         "healthcheck": _healthcheck(
             ["pg_isready", "-U", POSTGRES_USER, "-d", POSTGRES_DB], start_period_s=30
         ),
+    }
+
+
+def victoriametrics_service(retention_period: str) -> dict[str, Any]:
+    """Long-term storage Prometheus remote-writes to; answers PromQL on the same port."""
+    port = layout.VICTORIAMETRICS_PORT
+    return {
+        "image": VICTORIAMETRICS_IMAGE,
+        "command": [
+            "-storageDataPath=/storage",
+            f"-retentionPeriod={retention_period}",
+            f"-httpListenAddr=:{port}",
+        ],
+        "volumes": ["victoriametrics-data:/storage"],
+        "ports": [_port(port)],
+        "restart": "unless-stopped",
+        "healthcheck": _healthcheck(_wget(f"http://127.0.0.1:{port}/health")),
     }
 
 
@@ -234,15 +257,16 @@ def build_compose(params: ComposeParams = ComposeParams()) -> dict[str, Any]:
     volumes: dict[str, Any] = {"prometheus-data": {}, "grafana-data": {}}
     if params.observers:
         volumes["postgres-data"] = {}
-    return {
-        "services": {
-            **_observers(params),
-            "prometheus": prometheus_service(params.prometheus_files),
-            "alertmanager": alertmanager_service(params.alertmanager_files),
-            "grafana": grafana_service(),
-        },
-        "volumes": volumes,
+    services = {
+        **_observers(params),
+        "prometheus": prometheus_service(params.prometheus_files),
+        "alertmanager": alertmanager_service(params.alertmanager_files),
+        "grafana": grafana_service(),
     }
+    if params.victoriametrics_retention is not None:
+        services["victoriametrics"] = victoriametrics_service(params.victoriametrics_retention)
+        volumes["victoriametrics-data"] = {}
+    return {"services": services, "volumes": volumes}
 
 
 def render_files(params: ComposeParams = ComposeParams()) -> dict[str, str]:

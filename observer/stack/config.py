@@ -269,6 +269,20 @@ class ClusterSection(_Section):
     )
 
 
+class VictoriaMetricsSection(_Section):
+    enabled: bool = Field(
+        False,
+        description="Add a VictoriaMetrics single-node service that Prometheus remote-writes "
+        "every sample to, and a second Grafana data source for it (long retention).",
+    )
+    retention_period: str = Field(
+        "1y",
+        pattern=r"^[1-9]\d*[dwy]$",
+        description="How long VictoriaMetrics keeps samples (-retentionPeriod): days, weeks "
+        "or years, e.g. 90d, 1y.",
+    )
+
+
 class StackConfig(_Section):
     """What ``observer generate --config`` reads; every default is today's generated stack."""
 
@@ -278,6 +292,7 @@ class StackConfig(_Section):
     dashboard: DashboardSection = Field(default_factory=DashboardSection)
     compose: ComposeSection = Field(default_factory=ComposeSection)
     cluster: ClusterSection = Field(default_factory=ClusterSection)
+    victoriametrics: VictoriaMetricsSection = Field(default_factory=VictoriaMetricsSection)
 
     @model_validator(mode="after")
     def _one_target_list(self) -> StackConfig:

@@ -27,6 +27,7 @@ PROMETHEUS_PORT = 9090
 ALERTMANAGER_PORT = 9093
 GRAFANA_PORT = 3000
 POSTGRES_PORT = 5432
+VICTORIAMETRICS_PORT = 8428
 
 # Where the containers see the folders above (compose mounts them read-only).
 GRAFANA_DASHBOARDS_MOUNT = "/etc/grafana/dashboards"

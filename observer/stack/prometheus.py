@@ -34,6 +34,7 @@ class PrometheusProfile:
     targets: tuple[str, ...] = ()  # empty: observer_target alone
     target_labels: tuple[tuple[str, str], ...] = ()  # the rules' extra selectors
     file_sd: str | None = None  # a file_sd file instead of static targets
+    remote_write_url: str | None = None  # long-term storage (VictoriaMetrics) gets every sample
 
 
 COMPOSE = PrometheusProfile()
@@ -75,8 +76,20 @@ def _targets(profile: PrometheusProfile) -> dict[str, Any]:
     return {"static_configs": [static]}
 
 
+def remote_write_url(host: str, port: int = layout.VICTORIAMETRICS_PORT) -> str:
+    """VictoriaMetrics' Prometheus remote-write endpoint on ``host``."""
+    return f"http://{host}:{port}/api/v1/write"
+
+
 def build_config(profile: PrometheusProfile, rule_files: Iterable[str]) -> dict[str, Any]:
     """The configuration as a dict in the order it is written."""
+    config = _base_config(profile, rule_files)
+    if profile.remote_write_url is not None:
+        config["remote_write"] = [{"url": profile.remote_write_url}]
+    return config
+
+
+def _base_config(profile: PrometheusProfile, rule_files: Iterable[str]) -> dict[str, Any]:
     scrape = duration(profile.scrape_interval_seconds)
     return {
         "global": {
