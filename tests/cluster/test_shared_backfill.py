@@ -48,7 +48,14 @@ async def test_stale_gaps_are_claimed_once_and_again_when_the_claimer_dies(
     connection = a.member._connection
     assert connection is not None
     await connection.close()  # a dies with the gaps unfinished
-    assert await b.member.claim_gaps() == stale
+    # The server ends a's backend (and its locks) a moment after the socket closes.
+    again: list[GapWindow] = []
+    for _ in range(100):
+        again = await b.member.claim_gaps()
+        if again:
+            break
+        await asyncio.sleep(0.05)
+    assert again == stale
     await b.member.leave()
 
 

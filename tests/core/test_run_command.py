@@ -104,6 +104,8 @@ async def test_first_trade_is_stored_before_the_first_sweep_ends(tmp_path: Path)
         # The same scrape: the sweep had not ended when the trade was counted.
         assert scraped["observer_track_a_sweeps_total{}"] == 0
         assert scraped['observer_trackb_triggers_total{kind="volume_rank",outcome="claimed"}'] > 0
+        # The trade may come within a second: leave time for a progress line (one a second).
+        await asyncio.sleep(3.0)
     finally:
         process.send_signal(signal.SIGINT)
         code = await asyncio.wait_for(process.wait(), timeout=60)
