@@ -38,6 +38,7 @@ test: $(STAMP) system-deps
 	$(BIN)/python -m pytest $(PYTEST_PARALLEL)
 
 ## test-fast: the inner loop: everything but the e2e and slow tests (about a minute).
+## slow: real external tools (promtool, amtool, docker-compose), real-time waits, measurements.
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_PARALLEL) -m "not e2e and not slow"
 

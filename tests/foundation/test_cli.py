@@ -43,6 +43,7 @@ def test_help_lists_every_subcommand() -> None:
     assert set(SUBCOMMANDS) == {"run", "sim", "generate", "check", "stack", "db", "cluster"}
 
 
+@pytest.mark.slow  # real tools or real time: make test, not test-fast
 def test_every_subcommand_has_its_own_help() -> None:
     for name in SUBCOMMANDS:
         result = run_cli(name, "--help")

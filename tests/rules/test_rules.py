@@ -78,6 +78,7 @@ def test_binaries_are_installed() -> None:
         assert shutil.which(binary), f"{binary} is needed (make system-deps)"
 
 
+@pytest.mark.slow  # real tools or real time: make test, not test-fast
 def test_promtool_and_amtool_accept_the_default_files(
     default_files: dict[str, str], tmp_path: Path
 ) -> None:

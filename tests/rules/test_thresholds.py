@@ -35,6 +35,7 @@ def _overrides(pick: str) -> tuple[tuple[str, RuleOverride], ...]:
 
 @requires("promtool")
 @pytest.mark.parametrize("pick", ["minimum", "maximum", "between"])
+@pytest.mark.slow  # real tools or real time: make test, not test-fast
 def test_promtool_tests_pass_at_every_threshold(pick: str, tmp_path: Path) -> None:
     params = RuleParams(overrides=_overrides(pick))
     files = render_rule_files(params)

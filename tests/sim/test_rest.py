@@ -357,6 +357,7 @@ async def test_unknown_paths_are_404_and_not_counted(
     assert "/uapi/no/such/path" not in sim.stats()["requests"]
 
 
+@pytest.mark.slow  # real tools or real time: make test, not test-fast
 async def test_every_symbol_is_kept_current_without_being_asked(sim: SimExchange) -> None:
     """A symbol first asked for after hours must not have hours of trades to catch up on."""
 

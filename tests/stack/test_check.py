@@ -20,6 +20,7 @@ def _check(
     return code, captured.out, captured.err
 
 
+@pytest.mark.slow  # real tools or real time: make test, not test-fast
 def test_fresh_output_passes_every_check(
     generated: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -150,6 +150,7 @@ def test_no_password_is_written_into_the_output(cluster: tuple[Path, Path]) -> N
 @requires("promtool")
 @requires("amtool")
 @requires("docker-compose")
+@pytest.mark.slow  # real tools or real time: make test, not test-fast
 def test_observer_check_passes_for_the_cluster_stack(
     cluster: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:

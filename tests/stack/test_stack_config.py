@@ -106,6 +106,7 @@ def _check(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, st
 @requires("promtool")
 @requires("amtool")
 @requires("docker-compose")
+@pytest.mark.slow  # real tools or real time: make test, not test-fast
 def test_observer_check_runs_every_tool_and_passes(
     configured: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -125,6 +126,7 @@ def test_observer_check_runs_every_tool_and_passes(
 
 
 @requires("promtool")
+@pytest.mark.slow  # real tools or real time: make test, not test-fast
 def test_unit_tests_follow_the_configured_thresholds(
     configured: tuple[Path, Path], tmp_path: Path
 ) -> None:
@@ -319,6 +321,7 @@ def test_aliases_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str])
 @requires("promtool")
 @requires("amtool")
 @requires("docker-compose")
+@pytest.mark.slow  # real tools or real time: make test, not test-fast
 def test_pagerduty_email_and_file_sd_pass_the_tools(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -66,6 +66,7 @@ def test_without_the_setting_there_is_no_victoriametrics(generated: Path) -> Non
 @requires("promtool")
 @requires("amtool")
 @requires("docker-compose")
+@pytest.mark.slow  # real tools or real time: make test, not test-fast
 def test_observer_check_passes_with_victoriametrics(
     with_vm: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:

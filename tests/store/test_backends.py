@@ -298,6 +298,7 @@ async def test_the_password_argument_overrides_the_url(
         assert reader.counts().trades == 1
 
 
+@pytest.mark.slow  # real tools or real time: make test, not test-fast
 async def test_a_snapshot_takes_under_1000_bytes_on_disk(
     store: Path | str, metrics: Metrics
 ) -> None:

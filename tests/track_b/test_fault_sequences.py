@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -76,6 +77,7 @@ async def scenario(directory: Path, sequence: list[dict[str, Any]]) -> None:
     suppress_health_check=[HealthCheck.too_slow],
 )
 @given(st.lists(faults, min_size=1, max_size=3))
+@pytest.mark.slow  # real tools or real time: make test, not test-fast
 def test_random_fault_sequences_lose_no_generated_trade(sequence: list[dict[str, Any]]) -> None:
     with tempfile.TemporaryDirectory() as directory:
         asyncio.run(scenario(Path(directory), sequence))

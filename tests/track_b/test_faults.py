@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
 from observer.config import GapSettings
 from observer.records import Gap, GapCause, Recovery, Track
 from observer.severity import severity_for
@@ -50,6 +52,7 @@ async def test_frame_drop_one_gap_exact_volume_backfilled(tmp_path: Path) -> Non
         assert rig.value(catalog.GAP_BACKFILLS, outcome="full") == 1
 
 
+@pytest.mark.slow  # real tools or real time: make test, not test-fast
 async def test_ws_drop_reconnects_restores_and_backfills_every_symbol(tmp_path: Path) -> None:
     async with running(tmp_path) as rig:
         symbols = await start(rig, 4)
@@ -75,6 +78,7 @@ async def test_ws_drop_reconnects_restores_and_backfills_every_symbol(tmp_path: 
         assert rig.value(catalog.TRACK_B_SESSION_CONNECTED) == 1
 
 
+@pytest.mark.slow  # real tools or real time: make test, not test-fast
 async def test_stall_longer_than_idle_timeout_reconnects_and_records_gaps(tmp_path: Path) -> None:
     async with running(tmp_path) as rig:
         symbols = await start(rig, 4)
@@ -91,6 +95,7 @@ async def test_stall_longer_than_idle_timeout_reconnects_and_records_gaps(tmp_pa
         assert all(rig.missing(s) == [] for s in symbols)
 
 
+@pytest.mark.slow  # real tools or real time: make test, not test-fast
 async def test_stall_shorter_than_idle_timeout_changes_nothing(tmp_path: Path) -> None:
     async with running(tmp_path) as rig:
         symbols = await start(rig, 6)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from metrics.registry import Metrics
 from observer.config import ObserverSettings
 from observer.credentials import demo_credentials
@@ -36,6 +38,7 @@ def settings(tmp_path: Path, *, enabled: bool = True) -> ObserverSettings:
     )
 
 
+@pytest.mark.slow  # real tools or real time: make test, not test-fast
 async def test_triggers_from_track_a_feed_track_b_and_gaps_are_filled(
     tmp_path: Path, metrics: Metrics
 ) -> None:
