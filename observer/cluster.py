@@ -50,7 +50,7 @@ from observer.errors import ObserverError
 from observer.gaps import GapWindow
 from observer.membership import Member, owned
 from observer.readiness import Readiness
-from observer.storage_pg import redact
+from observer.storage_pg import redact, safe_message
 from observer.storage_rows import GAP_COLUMNS, WINDOW_COLUMNS, window_from_row
 from observer.universe import Universe
 
@@ -339,8 +339,7 @@ class ClusterMember:
         return bool(row and row[0])
 
     def _safe(self, error: BaseException) -> str:
-        message = " ".join(str(error).split()) or type(error).__name__
-        return message.replace(self._password, "***") if self._password else message
+        return safe_message(error, self._password)
 
     def _error(self, what: str, error: BaseException) -> ClusterError:
         return ClusterError(f"{what} ({redact(self._url)}): {self._safe(error)}")

@@ -47,6 +47,7 @@ from observer.records import Gap, Snapshot, Trade
 from observer.storage_rows import (
     GAP_COLUMNS,
     SNAPSHOT_COLUMNS,
+    TABLE_KIND,
     TRADE_COLUMNS,
     Backend,
     Record,
@@ -293,9 +294,8 @@ class Storage:
         """Update the database-size and oldest-row gauges from ``stats(exact=False)``."""
         found = await self.stats(exact=False)
         self._metrics.gauge(catalog.STORAGE_DATABASE_BYTES).set(found.database_bytes)
-        kinds = {"snapshots": "snapshot", "trades": "trade", "gaps": "gap"}
         for table in found.tables:
-            self._oldest[kinds[table.table]] = table.oldest
+            self._oldest[TABLE_KIND[table.table]] = table.oldest
         self._update_ages()
         return found
 

@@ -39,6 +39,7 @@ from observer.storage_rows import (
     GAP_COLUMNS,
     SCHEMA_VERSION,
     SNAPSHOT_COLUMNS,
+    TABLE_KIND,
     TABLES,
     TRADE_COLUMNS,
     WINDOW_COLUMNS,
@@ -252,10 +253,13 @@ def failure(error: psycopg.Error, password: str | None) -> StoreFailure:
         reason = StorageErrorReason.UNAVAILABLE
     else:
         reason = StorageErrorReason.OTHER
+    return StoreFailure(reason.value, safe_message(error, password))
+
+
+def safe_message(error: BaseException, password: str | None) -> str:
+    """``error`` on one line, the password cut out."""
     message = " ".join(str(error).split()) or type(error).__name__
-    if password:
-        message = message.replace(password, "***")
-    return StoreFailure(reason.value, message)
+    return message.replace(password, "***") if password else message
 
 
 class PostgresBackend:
@@ -436,7 +440,6 @@ class PostgresBackend:
     def retention_step(self, cutoffs: Cutoffs) -> tuple[dict[str, int], bool]:
         """Drop every partition older than ``cutoffs`` (whole partitions, no row deletes)."""
         deleted = dict.fromkeys(catalog.ROW_KINDS, 0)
-        kinds = {"snapshots": "snapshot", "trades": "trade", "gaps": "gap"}
         try:
             connection = self._live()
             self._known.clear()
@@ -455,7 +458,7 @@ class PostgresBackend:
                         continue  # another Observer dropped it
                     count = connection.execute(f"SELECT count(*) FROM {name}").fetchone()
                     connection.execute(f"DROP TABLE {name}")
-                deleted[kinds[table]] += int(count[0]) if count is not None else 0
+                deleted[TABLE_KIND[table]] += int(count[0]) if count is not None else 0
                 self._known.discard((table, key))
             # Gaps are partitioned by month: the expired days of the oldest month kept
             # go row by row (a handful of gaps a day).

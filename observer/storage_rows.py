@@ -37,6 +37,7 @@ TRADE_COLUMNS = "symbol, business_date, time, price, volume, cumulative_volume, 
 GAP_COLUMNS = 'symbol, track, cause, start, "end", severity, missing_volume, recovery'
 WINDOW_COLUMNS = "business_date, after_cumulative, upto_cumulative, before_time, since_time"
 TABLES = ("snapshots", "trades", "gaps")
+TABLE_KIND = {"snapshots": "snapshot", "trades": "trade", "gaps": "gap"}  # ROW_KINDS label
 # A Trade is bound as it is: its fields must be the table's columns, in order.
 assert ", ".join(Trade._fields) == TRADE_COLUMNS
 

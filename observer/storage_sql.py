@@ -30,6 +30,7 @@ from observer.storage_rows import (
     GAP_COLUMNS,
     SCHEMA_VERSION,
     SNAPSHOT_COLUMNS,
+    TABLE_KIND,
     TABLES,
     TRADE_COLUMNS,
     WINDOW_COLUMNS,
@@ -352,7 +353,6 @@ DELETE_OLD_GAPS = (
     "DELETE FROM gaps WHERE (symbol, track, cause, start) IN "
     "(SELECT symbol, track, cause, start FROM gaps WHERE start < ? LIMIT ?)"
 )
-TABLE_KIND = {"snapshots": "snapshot", "trades": "trade", "gaps": "gap"}
 
 
 class RetentionPass:
