@@ -21,7 +21,6 @@ import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -29,7 +28,7 @@ from metrics.registry import Metrics
 from observer.cluster import ClusterMember
 from observer.config import ObserverSettings, parse_shard
 from observer.credentials import Credentials, demo_credentials
-from observer.errors import ConfigError, ObserverError
+from observer.errors import ObserverError
 from observer.kis.client import KisClient, TradesPage, send_time_tracing
 from observer.kis.errors import KisApiError
 from observer.kis.master import MasterFileError
@@ -58,7 +57,6 @@ REAL_DOMAINS = {
 }
 MASTER_DOWNLOAD_URL = "https://new.real.download.dws.co.kr"  # the broker's public master files
 UNIVERSE_RETRY_SECONDS = 5.0
-MAX_PASSWORD_FILE_BYTES = 4096
 TOKEN_DIRECTORY = "tokens"  # under data_dir; see observer.kis.token for its mode
 MAX_IN_FLIGHT = 256
 VIRTUAL_RATE_PER_SECOND = 2.0  # kis-protocol.md "Rate limits": 2/s on the mock domain
@@ -313,32 +311,6 @@ async def resolve_endpoint(
     assert provider.env is not None  # the settings validator guarantees env or both URLs
     rest_url, ws_url = REAL_DOMAINS[provider.env]
     yield Endpoint(rest_url, ws_url, credentials, master_url=MASTER_DOWNLOAD_URL)
-
-
-def storage_password(settings: ObserverSettings) -> str | None:
-    """The PostgreSQL password: ``storage.password_file``'s first line, else the URL's.
-
-    ConfigError names ``storage.password_file`` when it cannot be read.
-    """
-    path = settings.storage.password_file
-    if path is None:
-        return urlsplit(settings.storage.url).password if settings.storage.url else None
-    try:
-        with path.open("rb") as handle:  # bounded: /dev/zero is not a password file
-            data = handle.read(MAX_PASSWORD_FILE_BYTES + 1)
-        text = data.decode("utf-8")
-    except OSError as exc:
-        problem = f"cannot read: {exc.strerror}"
-        raise ConfigError(f"storage.password_file = '{path}': {problem}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"storage.password_file = '{path}': not UTF-8 text") from None
-    if len(data) > MAX_PASSWORD_FILE_BYTES:
-        limit = f"larger than {MAX_PASSWORD_FILE_BYTES} bytes"
-        raise ConfigError(f"storage.password_file = '{path}': {limit}")
-    lines = text.splitlines()
-    if not lines or not lines[0]:
-        raise ConfigError(f"storage.password_file = '{path}': empty")
-    return lines[0]
 
 
 class ObserverApp:

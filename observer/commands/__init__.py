@@ -1,13 +1,21 @@
-"""Subcommands of ``observer``; each module has ``add_arguments(parser)`` and ``main(args)``."""
+"""Subcommands of ``observer``; each module has ``add_arguments(parser)`` and ``main(args)``.
+
+A module's top level imports only what ``add_arguments`` needs; ``main`` imports the
+machinery it runs once the arguments hold. ``observer --help``, ``observer X --help``
+and a refused option then start in a fraction of a second instead of loading aiohttp,
+pydantic, grafanalib, psycopg and sentry first (tests spawn dozens of these; issue 11);
+``tests/foundation/test_cli.py`` holds that line.
+"""
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from observer.config import ObserverSettings, load_settings
+if TYPE_CHECKING:
+    from observer.config import ObserverSettings
 
 
 def add_config_argument(parser: argparse.ArgumentParser) -> None:
@@ -28,6 +36,8 @@ def settings_from_args(
     line (``None`` values are dropped), so flags win over files and variables;
     ``check`` is passed to ``load_settings``.
     """
+    from observer.config import load_settings  # pydantic and jsonschema: see the docstring
+
     path = getattr(args, "config", None)
     return load_settings(path, overrides=_drop_none(overrides or {}), check=check)
 

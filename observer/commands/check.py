@@ -7,9 +7,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from observer.stack.checks import run_checks
-from observer.stack.config import load_stack_config
-
 DEFAULT_DIR = Path("compose")
 
 
@@ -37,6 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from observer.stack.checks import run_checks
+    from observer.stack.config import load_stack_config
+
     directory: Path = args.directory
     if not directory.is_dir():
         print(f"observer check: {directory} is not a folder", file=sys.stderr)

@@ -19,9 +19,12 @@ import signal
 import sys
 import threading
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from observer.errors import ConfigError, ObserverError
-from observer.localcluster import LocalCluster, last_line
+
+if TYPE_CHECKING:
+    from observer.localcluster import LocalCluster
 
 MAX_MEMBERS = 20  # the simulator's keys are free; the machine's cores are not
 MIN_SYMBOLS = 30  # Track B's seed asks the broker's top 30 traded names
@@ -57,6 +60,8 @@ def _demo(args: argparse.Namespace) -> int:
     members = _whole("--members", args.members, 1, MAX_MEMBERS)
     symbols = _whole("--symbols", args.symbols, MIN_SYMBOLS, 100_000)
     assert members is not None
+    from observer.localcluster import LocalCluster  # once the options hold
+
     stop = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
@@ -99,6 +104,8 @@ def _announce(cluster: LocalCluster) -> None:
 
 
 def _wait(cluster: LocalCluster, stop: threading.Event) -> int:
+    from observer.localcluster import last_line
+
     while not stop.wait(0.5):
         exited = cluster.exited()
         if exited is not None:

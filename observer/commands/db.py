@@ -13,14 +13,17 @@ import argparse
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from observer.commands import settings_from_args
 from observer.errors import ConfigError
 from observer.market import KST
-from observer.runtime import storage_password
-from observer.storage import StorageReader, describe, is_postgres_url, open_backend
-from observer.storage_copy import copy_store
-from observer.storage_rows import SCHEMA_VERSION, StoreStats
+
+if TYPE_CHECKING:
+    from observer.storage_rows import StoreStats
+
+# The stores (sqlite3, psycopg, the row codecs) are imported by the functions that open
+# one, so `observer db --help` stays light (see observer/commands/__init__.py).
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,11 +43,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _target(text: str) -> Path | str:
+    from observer.storage import is_postgres_url
+
     return text if is_postgres_url(text) else Path(text)
 
 
 def _configured(args: argparse.Namespace) -> tuple[Path | str, str | None]:
     """The store to use and its password (``--store``, else the configuration's)."""
+    from observer.preflight import storage_password
+
     if args.store:
         return _target(args.store), None
     settings = settings_from_args(args, {})
@@ -58,6 +65,8 @@ def _when(moment: float | None) -> str:
 
 
 def render_stats(target: Path | str, stats: StoreStats) -> list[str]:
+    from observer.storage import describe
+
     lines = [
         f"store {describe(target)}",
         f"backend {stats.backend} schema_version {stats.schema_version} "
@@ -74,6 +83,9 @@ def render_stats(target: Path | str, stats: StoreStats) -> list[str]:
 
 
 def main(args: argparse.Namespace) -> int:
+    from observer.storage import StorageReader, describe, is_postgres_url, open_backend
+    from observer.storage_rows import SCHEMA_VERSION
+
     if args.action == "copy":
         return _copy(args.source, args.destination)
     target, password = _configured(args)
@@ -96,6 +108,9 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _copy(source_text: str, destination_text: str) -> int:
+    from observer.storage import StorageReader, describe, is_postgres_url, open_backend
+    from observer.storage_copy import copy_store
+
     source, destination = _target(source_text), _target(destination_text)
     if str(source) == str(destination):
         raise ConfigError("--from and --to name the same store")

@@ -6,10 +6,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from observer.stack import adapt
-from observer.stack import files as stack_files
-from observer.stack.config import StackConfig, dump_config, load_stack_config
-
 DEFAULT_OUT = Path("compose")
 DEFAULTS_HEADER = (
     "# Observer stack configuration: every default (`observer generate --print-defaults`).\n"
@@ -39,6 +35,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from observer.stack import adapt
+    from observer.stack import files as stack_files
+    from observer.stack.config import StackConfig, dump_config, load_stack_config
+
     if args.print_defaults:
         print(DEFAULTS_HEADER + dump_config(StackConfig(), adapt.default_rules()), end="")
         return 0

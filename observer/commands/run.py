@@ -25,34 +25,14 @@ binaries are installed, else logs why not; ``always`` makes that an error.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
-import ipaddress
-import logging
-import signal
-import socket
-import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from exporter.connections import ConnectionLimits, raise_descriptor_limit
-from exporter.server import ExporterServer, WebConfigLike
-from metrics.registry import Metrics, new_registry
-from observer import __version__, logs
 from observer.commands import add_config_argument, settings_from_args
-from observer.config import ObserverSettings, parse_listen
 from observer.credentials import Credentials, from_environment
-from observer.errors import ConfigError, NotAvailableError
-from observer.kis.token import ensure_private_directory
-from observer.preflight import check_paths
-from observer.readiness import Readiness
-from observer.runtime import TOKEN_DIRECTORY, ObserverApp, resolve_endpoint, storage_password
-from observer.status import StatusBoard
-from observer.tracking import Tracking
 
-log = logging.getLogger(__name__)
-SWITCH_INTERVAL_SECONDS = 0.001  # scrapes and sweeps share the loop: short GIL slices
+if TYPE_CHECKING:
+    from observer.config import ObserverSettings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -84,6 +64,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _settings(args: argparse.Namespace) -> ObserverSettings:
+    from observer.preflight import check_paths  # pydantic: see observer/commands/__init__.py
+
     provider: dict[str, Any] = {"kind": args.provider, "rest_url": args.rest_url}
     provider |= {"ws_url": args.ws_url, "env": args.env}
     if args.provider is None and (args.rest_url or args.ws_url or args.env):
@@ -98,39 +80,6 @@ def _settings(args: argparse.Namespace) -> ObserverSettings:
     return settings_from_args(args, overrides, check=check_paths)
 
 
-def _private_token_directory(settings: ObserverSettings) -> None:
-    """The token cache's directory made or tightened to 0700; ConfigError when refused."""
-    if settings.provider.kind == "sim":  # the embedded simulator's tokens are not cached
-        return
-    directory = settings.data_dir / TOKEN_DIRECTORY
-    try:
-        ensure_private_directory(directory)
-    except OSError as exc:
-        reason = f"token directory {directory}: {exc.strerror}; refused"
-        raise ConfigError(f"data_dir = {str(settings.data_dir)!r}: {reason}") from None
-
-
-def _warn_if_exposed(settings: ObserverSettings, host: str) -> None:
-    """A warning when the exporter answers beyond this host with no web-config in front."""
-    if settings.exporter.web_config is not None or _is_loopback(host):
-        return
-    where = "every interface" if host in ("", "0.0.0.0", "::") else host
-    log.warning(
-        "exporter listens on %s without web-config: /metrics and /api/summary are open to "
-        "anyone who can reach it; set exporter.web_config for TLS and basic auth",
-        where,
-    )
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _credentials(settings: ObserverSettings) -> Credentials | None:
     """KIS credentials from the environment; the embedded simulator uses demo ones."""
     if settings.provider.kind == "sim":
@@ -138,146 +87,13 @@ def _credentials(settings: ObserverSettings) -> Credentials | None:
     return from_environment()
 
 
-def _web_config(settings: ObserverSettings) -> WebConfigLike | None:
-    if settings.exporter.web_config is None:
-        return None
-    from exporter.webconfig import load_web_config
-
-    return load_web_config(settings.exporter.web_config)
-
-
-@contextlib.asynccontextmanager
-async def _stack(mode: str, exporter: ExporterServer, data_dir: Path) -> AsyncIterator[None]:
-    """Native Prometheus and Alertmanager around the exporter, as ``--with-stack`` asks;
-    their URLs become links on the status page while they run."""
-    if mode == "never":
-        yield
-        return
-    # Imported here: the stack builders pull in grafanalib, which a plain run never needs.
-    from observer.stack import layout, native
-
-    if not native.binaries_available():
-        if mode == "always":
-            raise NotAvailableError("--with-stack always: prometheus/alertmanager not available")
-        log.info("stack skipped: prometheus and prometheus-alertmanager binaries not found")
-        yield
-        return
-    stack = native.NativeStack(
-        observer_target=f"{exporter.host}:{exporter.port}",
-        data_dir=data_dir / "stack",
-        prometheus_port=_free_or_any(layout.PROMETHEUS_PORT),
-        alertmanager_port=_free_or_any(layout.ALERTMANAGER_PORT),
-    )
-    try:
-        await stack.start()
-    except native.StackError as exc:
-        if mode == "always":
-            raise
-        log.warning("stack skipped: %s", exc)
-        yield
-        return
-    log.info("stack up prometheus=%s alertmanager=%s", stack.prometheus_url, stack.alertmanager_url)
-    exporter.status.link("prometheus", stack.prometheus_url)
-    exporter.status.link("alertmanager", stack.alertmanager_url)
-    try:
-        yield
-    finally:
-        await stack.stop()
-
-
-def _free_or_any(port: int) -> int:
-    """``port`` when nothing listens on it on loopback, else 0 (any free port)."""
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return 0
-    return port
-
-
-async def _serve(
-    settings: ObserverSettings,
-    credentials: Credentials | None,
-    stack: str,
-    *,
-    tracking: Tracking,
-    mask: logs.SecretMask,
-    password: str | None = None,
-) -> int:
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    metrics = Metrics(new_registry(), version=__version__)
-    readiness = Readiness()
-    status = StatusBoard()
-    for name, url in settings.exporter.links.items():
-        status.link(name, url)
-    server = ExporterServer(
-        metrics,
-        readiness=readiness,
-        status=status,
-        web_config=_web_config(settings),
-        export_dir=settings.exporter.export_dir,
-        export_interval_seconds=settings.exporter.export_interval_seconds,
-        limits=ConnectionLimits(
-            max_connections=settings.exporter.max_connections,
-            header_timeout_seconds=settings.exporter.header_timeout_seconds,
-            idle_timeout_seconds=settings.exporter.idle_timeout_seconds,
-        ),
-        version=__version__,
-    )
-    host, port = parse_listen(settings.exporter.listen)
-    _warn_if_exposed(settings, host)
-    try:
-        await server.start(host, port)
-    except OSError as exc:
-        if exc.filename:  # writing the export files, not binding the address
-            where = f"exporter.export_dir = {str(settings.exporter.export_dir)!r}"
-            raise ConfigError(f"{where}: {exc.strerror or exc}") from None
-        raise ConfigError(f"exporter.listen = {settings.exporter.listen!r}: {exc}") from None
-    try:
-        print(f"exporter_url {server.url}", flush=True)
-        async with (
-            _stack(stack, server, settings.data_dir),
-            resolve_endpoint(settings, credentials) as endpoint,
-        ):
-            tracking.register_credentials(endpoint.credentials)
-            tracking.register_secret(password)
-            app = ObserverApp(
-                settings,
-                endpoint,
-                metrics=metrics,
-                readiness=readiness,
-                tracking=tracking,
-                status=status,
-                on_secret=mask.add,
-                storage_password=password,
-                exporter_url=server.url,
-            )
-            await app.run(stop)
-    finally:
-        await server.close()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(signum)
-    log.info("stopped cleanly")
-    return 0
-
-
 def main(args: argparse.Namespace) -> int:
+    from observer.preflight import storage_password
+
     settings = _settings(args)
     credentials = _credentials(settings)
     password = storage_password(settings)
-    tracking = Tracking(settings.sentry, tags={"provider": settings.provider.kind})
-    tracking.check()
-    secrets = [*(credentials.secrets() if credentials else ()), *([password] if password else [])]
-    mask = logs.configure(settings.log_level, secrets=secrets)
-    _private_token_directory(settings)
-    # The hard limit is what the administrator allows; the soft one is often a shell's 1024.
-    log.info("descriptor limit=%s", raise_descriptor_limit())
-    sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
-    with tracking:
-        serving = _serve(
-            settings, credentials, args.with_stack, tracking=tracking, mask=mask, password=password
-        )
-        return asyncio.run(serving)
+    # The runtime loads once the settings hold (see observer/commands/__init__.py).
+    from observer.commands.serve import serve
+
+    return serve(settings, credentials, password, stack=args.with_stack)

@@ -19,9 +19,10 @@ import contextlib
 import os
 import signal
 import sys
+from typing import TYPE_CHECKING
 
 from observer.commands import add_config_argument, settings_from_args
-from observer.config import SimSettings, parse_listen
+from observer.config_values import parse_listen
 from observer.credentials import (
     APP_KEY_LENGTH,
     APP_SECRET_LENGTH,
@@ -31,7 +32,9 @@ from observer.credentials import (
     validate,
 )
 from observer.errors import ConfigError, CredentialsError
-from observer.sim import SimExchange
+
+if TYPE_CHECKING:
+    from observer.config import SimSettings
 
 DEFAULT_LISTEN = "127.0.0.1:8080"
 DEFAULT_WS_LISTEN = "127.0.0.1:8081"
@@ -108,6 +111,8 @@ def _credentials(args: argparse.Namespace) -> tuple[str | None, str | None]:
 async def _serve(
     args: argparse.Namespace, settings: SimSettings, app_key: str | None, app_secret: str | None
 ) -> int:
+    from observer.sim import SimExchange  # aiohttp, websockets: once the options hold
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

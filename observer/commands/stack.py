@@ -12,10 +12,13 @@ import asyncio
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from observer.commands import add_config_argument, settings_from_args
 from observer.stack import layout
-from observer.stack.native import NativeStack, stop_detached
+
+if TYPE_CHECKING:
+    from observer.stack.native import NativeStack
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -66,6 +69,8 @@ def _data_dir_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from observer.stack.native import NativeStack, stop_detached  # the renderers: grafanalib
+
     settings = settings_from_args(args)
     data_dir: Path = args.data_dir or settings.data_dir / "stack"
     if args.action == "down":

@@ -43,6 +43,20 @@ def test_help_lists_every_subcommand() -> None:
     assert set(SUBCOMMANDS) == {"run", "sim", "generate", "check", "stack", "db", "cluster"}
 
 
+def test_the_parser_loads_none_of_the_machinery() -> None:
+    """Every subcommand's arguments without the runtime's libraries, so ``--help`` and a
+    refused option start fast (issue 11); each ``main`` imports what it runs."""
+    code = "import sys; from observer.cli import build_parser; build_parser(); print(*sys.modules)"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    loaded = {name.partition(".")[0] for name in result.stdout.split()} | set(result.stdout.split())
+    heavy = {"aiohttp", "websockets", "pydantic", "jsonschema", "grafanalib", "psycopg"}
+    heavy |= {"sentry_sdk", "observer.config", "observer.runtime", "observer.sim", "exporter"}
+    assert heavy & loaded == set()
+
+
 @pytest.mark.slow  # real tools or real time: make test, not test-fast
 def test_every_subcommand_has_its_own_help() -> None:
     for name in SUBCOMMANDS:

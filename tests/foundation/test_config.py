@@ -387,7 +387,7 @@ def test_check_paths_makes_the_directories(tmp_path: Path) -> None:
 
 
 def test_password_file_is_read_boundedly(tmp_path: Path) -> None:
-    from observer.runtime import storage_password
+    from observer.preflight import storage_password
 
     def settings(path: str) -> ObserverSettings:
         storage = {"url": "postgresql://observer@127.0.0.1/observer", "password_file": path}
