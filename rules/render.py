@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import yaml
-
+from observer.config_yaml import dump_generated_yaml
 from rules.alertmanager import alertmanager_config
 from rules.alerts_cluster import cluster_alerts
 from rules.alerts_collection import collection_alerts
@@ -59,9 +58,7 @@ def rule_groups(params: RuleParams) -> tuple[RuleGroup, ...]:
 
 
 def dump_yaml(document: Any) -> str:
-    return HEADER + yaml.safe_dump(
-        document, sort_keys=False, allow_unicode=True, width=100_000, default_flow_style=False
-    )
+    return HEADER + dump_generated_yaml(document, width=100_000)
 
 
 def render_rule_files(params: RuleParams) -> dict[str, str]:

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from observer.config_yaml import dump_generated_yaml
 from observer.errors import ConfigError
 from observer.stack import layout
 from rules.params import (
@@ -406,4 +407,4 @@ def dump_config(config: StackConfig, rules: dict[str, dict[str, Any]] | None = N
     document = config.model_dump(mode="json", by_alias=True)
     if rules is not None:
         document["alerts"]["rules"] = rules
-    return yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=100)
+    return dump_generated_yaml(document, width=100)

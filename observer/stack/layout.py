@@ -6,7 +6,7 @@ file (which mounts their folders) and the native runner (which rewrites them).
 
 from __future__ import annotations
 
-import yaml
+from observer.config_yaml import dump_generated_yaml
 
 COMPOSE_FILE = "compose.yaml"
 PROMETHEUS_CONFIG = "prometheus/prometheus.yml"
@@ -46,7 +46,4 @@ def is_rule_file(path: str) -> bool:
 
 def dump_yaml(document: object) -> str:
     """YAML in the given key order (builders fix it), with the generated-file header."""
-    body = yaml.safe_dump(
-        document, sort_keys=False, default_flow_style=False, allow_unicode=True, width=100
-    )
-    return HEADER + body
+    return HEADER + dump_generated_yaml(document, width=100)
