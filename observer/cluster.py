@@ -21,6 +21,10 @@ with ``FOR UPDATE SKIP LOCKED`` so two members never claim the same gap, and
 records the claim in ``cluster_gap_claims``; a claim whose member is gone counts
 for nothing, so its gaps are claimed again.
 
+Track B's slots are pooled across the live keys (``observer.cluster_slots``):
+every ``PLACEMENT_SECONDS`` ``run`` sends this member's triggers, lets the leader
+place the cluster's, and makes this member's Track B hold its key's share.
+
 Every ``cluster.rebalance_seconds`` each member reads the live members and keeps
 the symbols it owns by rendezvous hashing over their key fingerprints
 (``membership.owned``): a leave hands the leaver's symbols to the survivors, a
@@ -45,6 +49,8 @@ import psycopg
 
 from metrics import catalog
 from metrics.registry import Metrics
+from observer.cluster_slots import PLACEMENT_SECONDS, SlotPool
+from observer.cluster_slots import SCHEMA as SLOTS_SCHEMA
 from observer.config import ClusterSettings
 from observer.errors import ObserverError
 from observer.gaps import GapWindow
@@ -73,14 +79,17 @@ CREATE TABLE IF NOT EXISTS cluster_gap_claims (
     start double precision NOT NULL, member_id text NOT NULL,
     claimed_at double precision NOT NULL,
     PRIMARY KEY (symbol, track, cause, start)
-)
+);
+ALTER TABLE cluster_members ADD COLUMN IF NOT EXISTS slot_capacity integer NOT NULL DEFAULT 0;
 """
 REGISTER = """
-INSERT INTO cluster_members
-    (member_id, key_fingerprint, exporter_url, started_at, seen_at, backend_pid, role)
-VALUES (%s, %s, %s, %s, %s, pg_backend_pid(), %s)
+INSERT INTO cluster_members (
+    member_id, key_fingerprint, exporter_url, started_at, seen_at, backend_pid, role, slot_capacity
+)
+VALUES (%s, %s, %s, %s, %s, pg_backend_pid(), %s, %s)
 ON CONFLICT (member_id) DO UPDATE SET role = EXCLUDED.role, seen_at = EXCLUDED.seen_at,
-    backend_pid = EXCLUDED.backend_pid, exporter_url = EXCLUDED.exporter_url
+    backend_pid = EXCLUDED.backend_pid, exporter_url = EXCLUDED.exporter_url,
+    slot_capacity = EXCLUDED.slot_capacity
 """
 LIVE = """
 SELECT member_id, key_fingerprint, exporter_url, started_at FROM cluster_members m
@@ -174,12 +183,25 @@ class ClusterMember:
         self.owner = False
         self._backfill_idle: Callable[[], bool] | None = None
         self._adopt: Callable[[list[GapWindow]], None] | None = None
+        self._slots: SlotPool | None = None
+        self._slot_capacity = 0
+
+    def pool_slots(self, pool: SlotPool, capacity: int) -> None:
+        """Take part in the pooled Track B slots with ``capacity`` of this key's (0: none).
+
+        Call before ``join``: the capacity is published with the member's row."""
+        self._slots, self._slot_capacity = pool, capacity
 
     def share_backfill(
         self, idle: Callable[[], bool], adopt: Callable[[list[GapWindow]], None]
     ) -> None:
         """Take part in the shared backfill: when ``idle()``, claimed gaps go to ``adopt``."""
         self._backfill_idle, self._adopt = idle, adopt
+
+    @property
+    def slots(self) -> SlotPool | None:
+        """The pooled Track B slots this member takes part in (``pool_slots``)."""
+        return self._slots
 
     @property
     def connection(self) -> psycopg.AsyncConnection[Any] | None:
@@ -206,9 +228,12 @@ class ClusterMember:
                     "SELECT pg_advisory_xact_lock(hashtext(%s))", (SCHEMA_LOCK,)
                 )
                 await self._connection.execute(SCHEMA)
+                await self._connection.execute(SLOTS_SCHEMA)
             await self._register("standby")
             waiting_logged = False
+            owner_seen_at: float | None = None
             while not await self._try_lock(f"observer:key:{self.key_fingerprint}"):
+                owner_seen_at = self._clock()
                 if not waiting_logged:
                     log.info(
                         "cluster standby key=%s: another member owns it, waiting",
@@ -219,6 +244,8 @@ class ClusterMember:
                 await asyncio.sleep(STANDBY_POLL_SECONDS)
                 await self._register("standby")
             self.owner = True
+            if self._slots is not None:  # what the owner held is resumed from its last poll
+                self._slots.taken_over_at = owner_seen_at
             await self._register("owner")
         except psycopg.Error as exc:
             raise self._error("cannot join the cluster", exc) from exc
@@ -248,10 +275,29 @@ class ClusterMember:
 
     # --- the periodic work -------------------------------------------------------
     async def run(self) -> None:
-        """Every ``rebalance_seconds``: heartbeat, leadership, live members, the split."""
+        """Every ``rebalance_seconds``: heartbeat, leadership, live members, the split;
+        with pooled slots, every ``PLACEMENT_SECONDS`` as well: ``SlotPool.tick``."""
+        every = self._settings.rebalance_seconds
+        if self._slots is not None:
+            every = min(every, PLACEMENT_SECONDS)
+        next_rebalance = time.monotonic() + self._settings.rebalance_seconds
         while True:
-            await asyncio.sleep(self._settings.rebalance_seconds)
-            await self.rebalance()
+            await self._tick_slots()
+            await asyncio.sleep(every)
+            if time.monotonic() >= next_rebalance:
+                next_rebalance = time.monotonic() + self._settings.rebalance_seconds
+                await self.rebalance()
+
+    async def _tick_slots(self) -> None:
+        connection = self._connection
+        if self._slots is None:
+            return
+        if connection is None:
+            raise ClusterError("cluster: not joined")
+        try:
+            await self._slots.tick(connection, leader=self.leader)
+        except psycopg.Error as exc:
+            raise self._error("cluster coordination lost", exc) from exc
 
     async def rebalance(self) -> None:
         connection = self._connection
@@ -327,7 +373,15 @@ class ClusterMember:
         now = self._clock()
         await self._connection.execute(
             REGISTER,
-            (self.member_id, self.key_fingerprint, self._exporter_url, self._started_at, now, role),
+            (
+                self.member_id,
+                self.key_fingerprint,
+                self._exporter_url,
+                self._started_at,
+                now,
+                role,
+                self._slot_capacity,
+            ),
         )
 
     async def _try_lock(self, name: str) -> bool:

@@ -106,7 +106,9 @@ class TrackBGapDetector:
         """Start watching ``symbol``; its silence is measured from ``now``."""
         self._symbols.setdefault(symbol, _Symbol(watched_from=now))
 
-    def resume(self, symbol: str, last: Trade, now: float) -> bool:
+    def resume(
+        self, symbol: str, last: Trade, now: float, *, alive_at: float | None = None
+    ) -> bool:
         """Carry ``symbol``'s last stored trade (``last``) over a restart.
 
         The process ended with its session, so a ``session_drop`` gap is open
@@ -116,8 +118,9 @@ class TrackBGapDetector:
         no process watched: from ``previous_alive_at`` (the earlier process's
         last sign of life, when known and later than ``last``) to the closing
         record. A record of another business day drops it instead (the chain
-        restarts). Only a watched symbol without a record yet is resumed;
-        answers whether it was.
+        restarts). ``alive_at`` stands in for ``previous_alive_at`` when the
+        earlier holder was another process of a cluster (a hand-over). Only a
+        watched symbol without a record yet is resumed; answers whether it was.
         """
         state = self._symbols.get(symbol)
         if state is None or state.seen is not None:
@@ -125,7 +128,7 @@ class TrackBGapDetector:
         start = min(exchange_timestamp(last.business_date, last.time), now)
         state.seen = _Seen(last.business_date, last.time, last.cumulative_volume, start)
         if state.open is None:
-            alive = self._previous_alive_at
+            alive = self._previous_alive_at if alive_at is None else alive_at
             unwatched = start if alive is None else min(max(start, alive), now)
             state.open = _Open(GapCause.SESSION_DROP, start, last.time, True, unwatched)
         return True

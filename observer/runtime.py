@@ -26,6 +26,7 @@ import aiohttp
 
 from metrics.registry import Metrics
 from observer.cluster import ClusterMember
+from observer.cluster_slots import SlotPool
 from observer.config import ObserverSettings, parse_shard
 from observer.credentials import Credentials, demo_credentials
 from observer.errors import ObserverError
@@ -201,6 +202,7 @@ def build_track_a(context: Context) -> TrackA:
 def build_track_b(context: Context) -> TrackB:
     """Track B on the endpoint's WebSocket; when enabled, Track A's triggers claim its slots."""
     settings, client, market = context.settings, context.client, context.market
+    cluster, storage = context.cluster, context.storage
 
     async def approval_key(renew: bool) -> str:
         return await client.approval_key(renew=renew)
@@ -225,16 +227,22 @@ def build_track_b(context: Context) -> TrackB:
         on_gap=context.report_gap,
         on_recovered=context.status.gap,
         reporter=context.tracking,
-        last_trades=context.storage.last_trades,  # resume each symbol after a restart
-        # Finish what a killed process left; in a cluster the shared backfill queue does.
-        pending_gaps=None if context.cluster is not None else context.storage.pending_gaps,
-        previous_alive_at=context.storage.previous_alive_at,  # where the downtime began
+        # Resume each symbol after a restart, finish the gaps a killed process left
+        # and rate them by its last sign of life; in a cluster the pooled slots resume
+        # what they take over and the shared backfill queue finishes the gaps.
+        last_trades=None if cluster is not None else storage.last_trades,
+        pending_gaps=None if cluster is not None else storage.pending_gaps,
+        previous_alive_at=None if cluster is not None else storage.previous_alive_at,
     )
-    if settings.track_b.enabled and context.cluster is not None:
-        context.cluster.share_backfill(track.backfill_idle, track.adopt)
-    if settings.track_b.enabled:
+    if not settings.track_b.enabled:
+        return track
+    context.status.show_slots(track.slot_views)
+    if cluster is not None and cluster.slots is not None:
+        cluster.share_backfill(track.backfill_idle, track.adopt)
+        cluster.slots.attach(track)  # the leader places triggers on the cluster's keys
+        context.triggers.subscribe(cluster.slots.offer)
+    else:
         context.triggers.subscribe(track.offer)
-        context.status.show_slots(track.slot_views)
     return track
 
 
@@ -370,6 +378,17 @@ class ObserverApp:
                     exporter_url=self._exporter_url,
                 )
                 member = context.cluster
+                track_b = settings.track_b
+                member.pool_slots(
+                    SlotPool(
+                        key_fingerprint=member.key_fingerprint,
+                        member_id=member.member_id,
+                        min_hold_seconds=track_b.min_hold_seconds,
+                        metrics=self.metrics,
+                        last_trades=storage.last_trades,
+                    ),
+                    track_b.capacity if track_b.enabled else 0,
+                )
                 context.client.tokens.share_through(
                     SharedTokenStore(
                         lambda: member.connection,

@@ -13,7 +13,9 @@ not keep a slot from today's. Times are plain floats from the caller's clock.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 from metrics.labels import ClaimOutcome
 from observer.errors import ObserverError
@@ -35,9 +37,37 @@ class Slot:
 
     def value_at(self, now: float, half_life_seconds: float) -> float:
         """``value`` halved for every ``half_life_seconds`` since ``valued_at``."""
-        if half_life_seconds <= 0:
-            return self.value
-        return self.value * math.pow(0.5, max(0.0, now - self.valued_at) / half_life_seconds)
+        return decayed(self.value, self.valued_at, now, half_life_seconds)
+
+
+class Holder(Protocol):
+    """What the eviction rule looks at in a held slot (``Slot``, ``slot_pool.PooledSlot``)."""
+
+    @property
+    def symbol(self) -> str: ...
+    @property
+    def claimed_at(self) -> float: ...
+    def value_at(self, now: float, half_life_seconds: float) -> float: ...
+
+
+H = TypeVar("H", bound=Holder)
+
+
+def decayed(value: float, valued_at: float, now: float, half_life_seconds: float) -> float:
+    """``value`` halved for every ``half_life_seconds`` since ``valued_at`` (none when 0)."""
+    if half_life_seconds <= 0:
+        return value
+    return value * math.pow(0.5, max(0.0, now - valued_at) / half_life_seconds)
+
+
+def victim(holders: Sequence[H], value: float, now: float, min_hold: float) -> H | None:
+    """The least valuable holder past its minimum hold and worth less than ``value``.
+
+    Ties go to the earliest claim. ``min_hold`` is also the value's half-life.
+    """
+    worth = {h.symbol: h.value_at(now, min_hold) for h in holders}
+    candidates = [h for h in holders if now - h.claimed_at >= min_hold and worth[h.symbol] < value]
+    return min(candidates, key=lambda h: (worth[h.symbol], h.claimed_at), default=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,11 +138,4 @@ class SlotTable:
         return next((i for i in range(self.capacity) if i not in used), None)
 
     def _victim(self, value: float, now: float) -> Slot | None:
-        """The least valuable holder past its minimum hold and worth less than ``value``."""
-        worth = {s.symbol: s.value_at(now, self.min_hold_seconds) for s in self._by_symbol.values()}
-        candidates = [
-            slot
-            for slot in self._by_symbol.values()
-            if now - slot.claimed_at >= self.min_hold_seconds and worth[slot.symbol] < value
-        ]
-        return min(candidates, key=lambda s: (worth[s.symbol], s.claimed_at), default=None)
+        return victim(list(self._by_symbol.values()), value, now, self.min_hold_seconds)

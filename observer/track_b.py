@@ -212,11 +212,62 @@ class TrackB:
             self._unwatch(claim.evicted, now)
         if claim.outcome in (ClaimOutcome.CLAIMED, ClaimOutcome.EVICTED_OTHER):
             self._log_claim(trigger, claim)
-            self.detector.registered(trigger.symbol, now)
+            self._watch(trigger.symbol, now)
             self._resume(trigger.symbol, now)
-            self.session.register(trigger.symbol)
         self._metrics.gauge(catalog.TRACK_B_SLOTS_ALLOCATED).set(self.table.allocated)
         return claim.outcome
+
+    # --- the cluster's pooled slots (observer.cluster_slots drives these) ------
+    def held(self) -> frozenset[str]:
+        """The symbols holding a slot."""
+        return frozenset(self.table.symbols())
+
+    def hold(
+        self,
+        symbol: str,
+        *,
+        kind: str,
+        value: float,
+        resume_from: Trade | None = None,
+        alive_at: float | None = None,
+    ) -> bool:
+        """Register ``symbol`` where the cluster's leader placed it: a free slot, no eviction.
+
+        ``resume_from`` is its last stored trade when another process registered it
+        before (a hand-over): the stretch since is a ``session_drop`` gap, as after a
+        restart, rated from ``alive_at`` (when that process was last known alive).
+        False when no slot is free (the leader's view was out of date).
+        """
+        now = self._clock()
+        if symbol in self.table:
+            return True
+        if self.table.allocated >= self.table.capacity:
+            return False
+        claim = self.table.claim(symbol, value, now)
+        self._trigger_of[symbol] = kind
+        if claim.slot is not None:
+            log.info("slot held symbol=%s slot=%d placed by the cluster", symbol, claim.slot.index)
+        self._watch(symbol, now)
+        resumed = resume_from is not None and self.detector.resume(
+            symbol, resume_from, now, alive_at=alive_at
+        )
+        if resume_from is not None and resumed:
+            log.info(
+                "taken over symbol=%s business_date=%s cumulative=%d",
+                symbol,
+                resume_from.business_date,
+                resume_from.cumulative_volume,
+            )
+        self._metrics.gauge(catalog.TRACK_B_SLOTS_ALLOCATED).set(self.table.allocated)
+        return True
+
+    def note_refusal(self) -> None:
+        """A trigger the cluster refused: counts towards slot starvation."""
+        self._refused(self._clock())
+
+    def _watch(self, symbol: str, now: float) -> None:
+        self.detector.registered(symbol, now)
+        self.session.register(symbol)
 
     def _log_claim(self, trigger: Trigger, claim: Claim) -> None:
         """A claim (and the eviction it made) at info, ``CLAIM_LOG_LINES`` per window."""

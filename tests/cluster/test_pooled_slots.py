@@ -1,0 +1,236 @@
+"""Track B's slots pooled across keys through a real PostgreSQL: placement, take-over, release.
+
+The members are real ``ClusterMember``s with real ``SlotPool``s on one database;
+what each one's Track B holds is a ``Holding`` (the ``SlotHolder`` side only:
+the WebSocket session is tested in tests/track_b and end to end in
+test_cluster_run.py and test_cluster_kill.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable, Mapping
+
+from metrics import catalog
+from metrics.registry import Metrics, new_registry
+from observer.cluster import ClusterMember
+from observer.cluster_slots import SlotPool
+from observer.config import ClusterSettings
+from observer.readiness import Readiness
+from observer.records import Trade, Trigger, TriggerKind
+from observer.storage import StorageReader
+from observer.universe import Universe
+
+SETTINGS = ClusterSettings(enabled=True, rebalance_seconds=0.2)
+STORED = {f"{n:06d}": Trade(f"{n:06d}", "20261204", "100000", 7000, 10, 500) for n in range(20)}
+
+
+class Holding:
+    """What a member's Track B holds, with the resume point each symbol was held with."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.resumed: dict[str, Trade | None] = {}
+        self.alive_at: dict[str, float | None] = {}
+        self.refusals = 0
+
+    def held(self) -> frozenset[str]:
+        return frozenset(self.resumed)
+
+    def hold(
+        self,
+        symbol: str,
+        *,
+        kind: str,
+        value: float,
+        resume_from: Trade | None = None,
+        alive_at: float | None = None,
+    ) -> bool:
+        if len(self.resumed) >= self.capacity:
+            return False
+        self.resumed[symbol] = resume_from
+        self.alive_at[symbol] = alive_at
+        return True
+
+    def release(self, symbol: str) -> None:
+        self.resumed.pop(symbol, None)
+
+    def note_refusal(self) -> None:
+        self.refusals += 1
+
+
+async def last_trades(symbols: Iterable[str]) -> Mapping[str, Trade]:
+    return {symbol: STORED[symbol] for symbol in symbols if symbol in STORED}
+
+
+class Node:
+    def __init__(self, url: str, key: str, name: str, capacity: int) -> None:
+        self.metrics = Metrics(new_registry(), version="t")
+        self.universe = Universe(self.metrics)
+        self.universe.replace(sorted(STORED))
+        self.holding = Holding(capacity)
+        self.pool = SlotPool(
+            key_fingerprint=key,
+            member_id=name,
+            min_hold_seconds=0.0,
+            metrics=self.metrics,
+            track=self.holding,
+            last_trades=last_trades,
+        )
+        self.member = ClusterMember(
+            SETTINGS,
+            url,
+            password=None,
+            key_fingerprint=key,
+            universe=self.universe,
+            metrics=self.metrics,
+            readiness=Readiness(),
+            member_id=name,
+        )
+        self.member.pool_slots(self.pool, capacity)
+
+    async def tick(self) -> None:
+        await self.member.rebalance()
+        await self.member._tick_slots()
+
+    def offer(self, symbol: str, score: float, at: float) -> None:
+        """A trigger raised ``at`` seconds from now (the leader takes them in that order)."""
+        trigger = Trigger(
+            symbol=symbol, kind=TriggerKind.PRICE_MOVE, score=score, at=time.time() + at
+        )
+        self.pool.offer(trigger)
+
+    def counted(self, outcome: str) -> float:
+        counter = self.metrics.counter(catalog.TRACK_B_TRIGGERS)
+        return float(counter.labels("price_move", outcome)._value.get())
+
+    async def die(self) -> None:
+        """Killed: the connection goes without a goodbye (its row and slots stay behind)."""
+        connection = self.member._connection
+        assert connection is not None
+        await connection.close()
+
+
+async def settle(*nodes: Node, until: object = None, rounds: int = 100) -> None:
+    """Tick every node (leader first) until ``until()`` holds; a few rounds when None."""
+    for _ in range(rounds):
+        for node in sorted(nodes, key=lambda n: not n.member.leader):
+            await node.tick()
+        for node in nodes:
+            await node.tick()
+        if until is None and _ >= 2:
+            return
+        if until is not None and until():  # type: ignore[operator]
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the pool did not settle")
+
+
+def rows(url: str) -> dict[str, tuple[str, str | None]]:
+    with StorageReader(url) as reader:
+        found = reader.rows("SELECT symbol, key_fingerprint, holder FROM cluster_slots")
+        return {str(symbol): (str(key), holder) for symbol, key, holder in found}
+
+
+async def test_a_trigger_on_a_full_member_is_placed_on_a_key_with_room(postgres_url: str) -> None:
+    a, b = Node(postgres_url, "key-a", "a", 2), Node(postgres_url, "key-b", "b", 2)
+    await a.member.join()
+    await b.member.join()
+    try:
+        for n in range(3):  # all three raised on a: more than its own key holds
+            a.offer(f"{n:06d}", 2.0 + n, at=float(n))
+        await settle(a, b)
+        assert len(a.holding.held()) + len(b.holding.held()) == 3
+        assert a.holding.held().isdisjoint(b.holding.held())
+        assert len(a.holding.held()) <= 2 and len(b.holding.held()) <= 2
+        placed = rows(postgres_url)
+        assert sorted(placed) == ["000000", "000001", "000002"]
+        assert {key for key, _ in placed.values()} == {"key-a", "key-b"}
+        for symbol, (key, holder) in placed.items():
+            node = a if key == "key-a" else b
+            assert symbol in node.holding.held() and holder == node.pool.holder
+            assert node.holding.resumed[symbol] is None  # a new placement: no resume
+        claimed = a.counted("claimed") + b.counted("claimed")
+        assert claimed == 3  # decided, and counted, once: on the leader
+        # A fifth trigger with the pool full and nobody worth less: refused, counted.
+        a.offer("000003", 2.5, at=10.0)
+        b.offer("000004", 9.0, at=11.0)
+        await settle(a, b)
+        held = a.holding.held() | b.holding.held()
+        assert "000004" in held and len(held) == 4
+        a.offer("000005", 0.1, at=12.0)
+        await settle(a, b)
+        assert a.counted("refused") + b.counted("refused") == 1
+        assert a.holding.refusals + b.holding.refusals == 1  # the leader's starvation count
+    finally:
+        await a.member.leave()
+        await b.member.leave()
+
+
+async def test_a_dead_members_slots_move_to_survivors_and_resume_from_the_store(
+    postgres_url: str,
+) -> None:
+    a, b = Node(postgres_url, "key-a", "a", 3), Node(postgres_url, "key-b", "b", 3)
+    c = Node(postgres_url, "key-c", "c", 1)
+    for node in (a, b, c):
+        await node.member.join()
+    try:
+        for n in range(7):
+            a.offer(f"{n:06d}", 1.0 + n, at=float(n))
+        await settle(a, b, c)
+        lost = set(a.holding.held())
+        assert len(lost) == 3
+        assert len(b.holding.held()) == 3 and len(c.holding.held()) == 1
+        # Free room on the survivors: one slot. a's best symbol moves, the rest is dropped.
+        b.holding.release(min(b.holding.held()))  # the broker refused one: the row goes
+        await settle(b, c)
+        assert len(rows(postgres_url)) == 6
+        died = time.time()
+        await a.die()
+
+        def moved() -> bool:
+            return not set(rows(postgres_url)) & (lost - (b.holding.held() | c.holding.held()))
+
+        await settle(b, c, until=moved)
+        placed = rows(postgres_url)
+        assert len(placed) == 4 and {key for key, _ in placed.values()} == {"key-b", "key-c"}
+        survivors = b.holding.held() | c.holding.held()
+        taken = lost & survivors
+        best = max(lost)  # the highest score went to the highest symbol number
+        assert taken == {best}
+        assert b.holding.resumed[best] == STORED[best]  # resumed from its last stored trade
+        # The gap is rated from the leader's last look at the dead key: about when it died.
+        alive_at = b.holding.alive_at[best]
+        assert alive_at is not None and died - 2.0 <= alive_at <= time.time()
+        assert all(b.holding.resumed[s] is None for s in b.holding.held() - {best})
+        assert len(b.holding.held()) <= 3 and len(c.holding.held()) <= 1
+    finally:
+        await b.member.leave()
+        await c.member.leave()
+
+
+async def test_a_standby_taking_the_key_over_holds_what_its_owner_held(postgres_url: str) -> None:
+    owner, other = Node(postgres_url, "key-a", "first", 2), Node(postgres_url, "key-b", "b", 0)
+    await owner.member.join()
+    await other.member.join()
+    standby = Node(postgres_url, "key-a", "second", 2)
+    try:
+        owner.offer("000001", 3.0, at=1.0)
+        owner.offer("000002", 2.0, at=2.0)
+        await settle(owner, other)
+        assert owner.holding.held() == {"000001", "000002"}
+        waiting = asyncio.create_task(standby.member.join())
+        await asyncio.sleep(1.2)  # at least one standby poll finds the owner alive
+        died = time.time()
+        await owner.die()
+        await asyncio.wait_for(waiting, timeout=10)
+        await settle(standby, other, until=lambda: len(standby.holding.held()) == 2)
+        assert standby.holding.resumed == {s: STORED[s] for s in ("000001", "000002")}
+        # Rated from the standby's last poll that found the owner alive.
+        for alive_at in standby.holding.alive_at.values():
+            assert alive_at is not None and died - 1.5 <= alive_at <= died
+        assert {holder for _, holder in rows(postgres_url).values()} == {standby.pool.holder}
+    finally:
+        await standby.member.leave()
+        await other.member.leave()
