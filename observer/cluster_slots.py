@@ -15,8 +15,9 @@ its own coordination connection:
 2. on the leader, in one transaction: the waiting triggers are taken, the pool
    is read (``FOR UPDATE``) and ``slot_pool.place`` decides against the live
    keys' capacities (``cluster_members.slot_capacity``); the changes are
-   written and the outcomes counted (``observer_trackb_triggers_total``,
-   ``observer_trackb_evictions_total``: on the leader, which decides);
+   written and each decision is addressed to the member that raised the trigger
+   (``cluster_trigger_outcomes``), which counts it (``observer_trackb_triggers_total``,
+   ``observer_trackb_evictions_total``) as a lone Observer counts its own;
 3. the member reads its own key's rows and makes its Track B hold exactly them:
    it releases what is gone, then holds what is new. A row another process
    registered (moved from a dead key, or its own key's previous owner) is
@@ -50,6 +51,7 @@ log = logging.getLogger(__name__)
 PLACEMENT_SECONDS = 1.0  # how often triggers are sent, placed and the own rows read
 STALE_TRIGGER_SECONDS = 30.0  # a trigger that waited this long for a leader is dropped
 TRIGGER_KINDS = frozenset(kind.value for kind in TriggerKind)
+OUTCOMES = frozenset(outcome.value for outcome in ClaimOutcome)
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS cluster_slots (
     symbol text PRIMARY KEY, key_fingerprint text NOT NULL, kind text NOT NULL,
@@ -60,6 +62,10 @@ CREATE TABLE IF NOT EXISTS cluster_slots (
 CREATE TABLE IF NOT EXISTS cluster_triggers (
     symbol text PRIMARY KEY, kind text NOT NULL, score double precision NOT NULL,
     raised_at double precision NOT NULL, member_id text NOT NULL
+);
+CREATE TABLE IF NOT EXISTS cluster_trigger_outcomes (
+    id bigserial PRIMARY KEY, member_id text NOT NULL, kind text NOT NULL,
+    outcome text NOT NULL, evicted boolean NOT NULL
 )
 """
 SEND_TRIGGERS = """
@@ -71,7 +77,18 @@ ON CONFLICT (symbol) DO UPDATE SET
     score = GREATEST(cluster_triggers.score, EXCLUDED.score),
     raised_at = LEAST(cluster_triggers.raised_at, EXCLUDED.raised_at)
 """
-TAKE_TRIGGERS = "DELETE FROM cluster_triggers RETURNING symbol, kind, score, raised_at"
+TAKE_TRIGGERS = "DELETE FROM cluster_triggers RETURNING symbol, kind, score, raised_at, member_id"
+TELL_OUTCOMES = """
+INSERT INTO cluster_trigger_outcomes (member_id, kind, outcome, evicted)
+SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::boolean[])
+"""
+TAKE_OUTCOMES = """
+DELETE FROM cluster_trigger_outcomes WHERE member_id = %s RETURNING kind, outcome, evicted
+"""
+FORGET_OUTCOMES = """
+DELETE FROM cluster_trigger_outcomes o
+WHERE NOT EXISTS (SELECT 1 FROM cluster_members m WHERE m.member_id = o.member_id)
+"""
 SLOT_COLUMNS = "symbol, key_fingerprint, kind, value, valued_at, claimed_at, holder, orphaned_at"
 POOL = f"SELECT {SLOT_COLUMNS} FROM cluster_slots FOR UPDATE"
 CAPACITIES = """
@@ -169,6 +186,7 @@ class SlotPool:
         await self._send(connection)
         if leader:
             await self.place(connection)
+        await self._count(connection)
         if self._track is not None:
             await self._reconcile(connection, self._track)
 
@@ -202,9 +220,10 @@ class SlotPool:
                 Trigger(
                     symbol=str(symbol), kind=TriggerKind(kind), score=float(score), at=float(at)
                 )
-                for symbol, kind, score, at in taken
+                for symbol, kind, score, at, _ in taken
                 if kind in TRIGGER_KINDS
             ]
+            raised_by = {str(row[0]): str(row[4]) for row in taken}
             # A trigger that waited too long for a leader is news no more: refused.
             stale = [t for t in triggers if now - t.at >= STALE_TRIGGER_SECONDS]
             fresh = [t for t in triggers if now - t.at < STALE_TRIGGER_SECONDS]
@@ -217,7 +236,18 @@ class SlotPool:
                 await connection.execute(DELETE_SLOTS, (gone,))
             if written:
                 await connection.execute(WRITE_SLOTS, _columns(written))
-        self._count(placement.decisions)
+            if placement.decisions:  # each member counts the outcomes of its own triggers
+                decisions = placement.decisions
+                await connection.execute(
+                    TELL_OUTCOMES,
+                    (
+                        [raised_by.get(d.trigger.symbol, self.member_id) for d in decisions],
+                        [d.trigger.kind.value for d in decisions],
+                        [d.outcome.value for d in decisions],
+                        [d.evicted is not None for d in decisions],
+                    ),
+                )
+            await connection.execute(FORGET_OUTCOMES)  # of members gone
         if placement.moved or placement.dropped:
             log.info(
                 "slots moved from keys gone moved=%d dropped=%d",
@@ -225,13 +255,18 @@ class SlotPool:
                 len(placement.dropped),
             )
 
-    def _count(self, decisions: Iterable[Decision]) -> None:
+    async def _count(self, connection: psycopg.AsyncConnection[Any]) -> None:
+        """Count what the leader decided for the triggers raised here (as a lone Observer
+        counts its own: the refused share and the churn stay per member)."""
+        cursor = await connection.execute(TAKE_OUTCOMES, (self.member_id,))
         triggers = self._metrics.counter(catalog.TRACK_B_TRIGGERS)
-        for decision in decisions:
-            triggers.labels(decision.trigger.kind.value, decision.outcome.value).inc()
-            if decision.evicted is not None:
+        for kind, outcome, evicted in await cursor.fetchall():
+            if kind not in TRIGGER_KINDS or outcome not in OUTCOMES:
+                continue
+            triggers.labels(kind, outcome).inc()
+            if evicted:
                 self._metrics.counter(catalog.TRACK_B_EVICTIONS).inc()
-            if decision.outcome is ClaimOutcome.REFUSED and self._track is not None:
+            if outcome == ClaimOutcome.REFUSED and self._track is not None:
                 self._track.note_refusal()
 
     async def _reconcile(self, connection: psycopg.AsyncConnection[Any], track: SlotHolder) -> None:

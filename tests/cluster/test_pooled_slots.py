@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from metrics import catalog
 from metrics.registry import Metrics, new_registry
 from observer.cluster import ClusterMember
-from observer.cluster_slots import SlotPool
+from observer.cluster_slots import STALE_TRIGGER_SECONDS, SlotPool
 from observer.config import ClusterSettings
 from observer.readiness import Readiness
 from observer.records import Trade, Trigger, TriggerKind
@@ -151,8 +151,8 @@ async def test_a_trigger_on_a_full_member_is_placed_on_a_key_with_room(postgres_
             node = a if key == "key-a" else b
             assert symbol in node.holding.held() and holder == node.pool.holder
             assert node.holding.resumed[symbol] is None  # a new placement: no resume
-        claimed = a.counted("claimed") + b.counted("claimed")
-        assert claimed == 3  # decided, and counted, once: on the leader
+        # Decided once, by the leader; counted by the member that raised them.
+        assert (a.counted("claimed"), b.counted("claimed")) == (3, 0)
         # A fifth trigger with the pool full and nobody worth less: refused, counted.
         a.offer("000003", 2.5, at=10.0)
         b.offer("000004", 9.0, at=11.0)
@@ -161,8 +161,13 @@ async def test_a_trigger_on_a_full_member_is_placed_on_a_key_with_room(postgres_
         assert "000004" in held and len(held) == 4
         a.offer("000005", 0.1, at=12.0)
         await settle(a, b)
-        assert a.counted("refused") + b.counted("refused") == 1
-        assert a.holding.refusals + b.holding.refusals == 1  # the leader's starvation count
+        assert (a.counted("refused"), b.counted("refused")) == (1, 0)
+        assert (a.holding.refusals, b.holding.refusals) == (1, 0)  # towards a's starvation
+        # A trigger that waited past STALE_TRIGGER_SECONDS for a leader is refused.
+        b.offer("000006", 99.0, at=-STALE_TRIGGER_SECONDS - 1)
+        await settle(a, b)
+        assert "000006" not in a.holding.held() | b.holding.held()
+        assert b.counted("refused") == 1
     finally:
         await a.member.leave()
         await b.member.leave()
