@@ -330,7 +330,8 @@ def storage_row(queue_fill: float = THRESHOLDS["StorageQueueFilling"].default) -
 
 
 def cluster_row() -> Row:
-    """Several Observers (one per app key) as one collector; empty outside a cluster."""
+    """Several Observers (one per app key) as one collector: members, the leader, the
+    universe's split, Track B's slots per key and the cluster's sweep period."""
     sweep = c.TRACK_A_SWEEP_DURATION
     return Row(
         "Cluster",
@@ -342,7 +343,7 @@ def cluster_row() -> Row:
                     "short",
                     [(f"max({sel(c.CLUSTER_MEMBERS)})", "members")],
                 ),
-                4,
+                3,
             ),
             (
                 stat(
@@ -351,7 +352,7 @@ def cluster_row() -> Row:
                     "short",
                     [(f"max by (instance) ({sel(c.CLUSTER_LEADER)})", INST)],
                 ),
-                4,
+                3,
             ),
             (
                 timeseries(
@@ -365,7 +366,22 @@ def cluster_row() -> Row:
                         (f"max({sel(c.UNIVERSE_SIZE)})", "universe"),
                     ],
                 ),
-                8,
+                6,
+            ),
+            (
+                timeseries(
+                    "Track B slots per key",
+                    "WebSocket registrations each member's key holds (one key per member, "
+                    "at most 41) and the cluster's pool: held on all keys against their "
+                    "capacity. The leader places every member's triggers on the key with room.",
+                    "short",
+                    [
+                        (sel(c.TRACK_B_SLOTS_ALLOCATED), INST),
+                        (f"sum({sel(c.TRACK_B_SLOTS_ALLOCATED)})", "held, all keys"),
+                        (f"sum({sel(c.TRACK_B_SLOTS_CAPACITY)})", "pool capacity"),
+                    ],
+                ),
+                6,
             ),
             (
                 timeseries(
@@ -382,7 +398,7 @@ def cluster_row() -> Row:
                         (increase(c.CLUSTER_REBALANCES), "rebalances " + INST),
                     ],
                 ),
-                8,
+                6,
             ),
         ),
     )
