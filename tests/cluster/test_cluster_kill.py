@@ -12,6 +12,7 @@ import asyncio
 import os
 import signal
 import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -118,6 +119,7 @@ async def test_kill_9_moves_the_members_share_and_slots_to_the_survivors(
         victim = keys[victim_key]
         lost = set(per_key[victim_key])
         survivors = [m for m in members if m is not victim]
+        killed_at = time.time()
         os.kill(victim.process.pid, signal.SIGKILL)
         await victim.process.wait()
 
@@ -140,6 +142,16 @@ async def test_kill_9_moves_the_members_share_and_slots_to_the_survivors(
         while await owned() != SYMBOLS:
             assert asyncio.get_running_loop().time() < deadline, "survivors own the universe"
             await asyncio.sleep(0.2)
+
+        def swept_since_the_kill() -> bool:
+            with StorageReader(postgres_url) as reader:
+                latest = list(
+                    reader.rows("SELECT symbol, max(collected_at) FROM snapshots GROUP BY 1")
+                )
+                return len(latest) == SYMBOLS and all(float(at) > killed_at for _, at in latest)
+
+        # The dead member's Track A share too: every symbol has a snapshot taken after the kill.
+        await until(swept_since_the_kill, "the whole universe swept again", WITHIN_S)
 
         def handed_over() -> list[Gap]:
             with StorageReader(postgres_url) as reader:
