@@ -14,7 +14,9 @@ its own coordination connection:
 1. the triggers raised here since the last tick go to ``cluster_triggers``;
 2. on the leader, in one transaction: the waiting triggers are taken, the pool
    is read (``FOR UPDATE``) and ``slot_pool.place`` decides against the live
-   keys' capacities (``cluster_members.slot_capacity``); the changes are
+   keys' capacities (``cluster_members.slot_capacity``); a key whose owner is
+   gone but whose standby is connected keeps its slots for the standby (at most
+   ``TAKEOVER_GRACE_SECONDS``, then they move like a dead key's); the changes are
    written and each decision is addressed to the member that raised the trigger
    (``cluster_trigger_outcomes``), which counts it (``observer_trackb_triggers_total``,
    ``observer_trackb_evictions_total``) as a lone Observer counts its own;
@@ -50,6 +52,9 @@ log = logging.getLogger(__name__)
 
 PLACEMENT_SECONDS = 1.0  # how often triggers are sent, placed and the own rows read
 STALE_TRIGGER_SECONDS = 30.0  # a trigger that waited this long for a leader is dropped
+# A key with no owner but a connected standby keeps its slots this long (the standby
+# polls every second): then they move to the live keys like a dead key's.
+TAKEOVER_GRACE_SECONDS = 5.0
 TRIGGER_KINDS = frozenset(kind.value for kind in TriggerKind)
 OUTCOMES = frozenset(outcome.value for outcome in ClaimOutcome)
 SCHEMA = """
@@ -98,6 +103,11 @@ WHERE m.role = 'owner' AND EXISTS (
     WHERE l.locktype = 'advisory' AND l.granted AND l.pid = m.backend_pid
       AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
 )
+GROUP BY m.key_fingerprint
+"""
+STANDBYS = """
+SELECT m.key_fingerprint, max(m.slot_capacity) FROM cluster_members m
+WHERE m.role = 'standby' AND EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = m.backend_pid)
 GROUP BY m.key_fingerprint
 """
 DELETE_SLOTS = "DELETE FROM cluster_slots WHERE symbol = ANY(%s::text[])"
@@ -167,6 +177,7 @@ class SlotPool:
         self._last_trades = last_trades
         self._clock = clock
         self._outbox: dict[str, Trigger] = {}
+        self._awaited: dict[str, float] = {}  # key -> when (leader) first seen ownerless
         # Set by ClusterMember.join when this process waited as a standby for its key:
         # its last poll that found the key still held (the owner alive then).
         self.taken_over_at: float | None = None
@@ -212,6 +223,12 @@ class SlotPool:
         async with connection.transaction():
             cursor = await connection.execute(CAPACITIES)
             capacities = {str(key): int(capacity) for key, capacity in await cursor.fetchall()}
+            cursor = await connection.execute(STANDBYS)
+            reserved = self._awaiting_standby(
+                {str(key): int(capacity) for key, capacity in await cursor.fetchall()},
+                capacities,
+                now,
+            )
             cursor = await connection.execute(TAKE_TRIGGERS)
             taken = await cursor.fetchall()
             cursor = await connection.execute(POOL)
@@ -228,7 +245,12 @@ class SlotPool:
             stale = [t for t in triggers if now - t.at >= STALE_TRIGGER_SECONDS]
             fresh = [t for t in triggers if now - t.at < STALE_TRIGGER_SECONDS]
             placement = place(
-                before.values(), capacities, fresh, min_hold_seconds=self._min_hold, now=now
+                before.values(),
+                capacities,
+                fresh,
+                min_hold_seconds=self._min_hold,
+                now=now,
+                reserved=reserved,
             )
             placement.decisions.extend(Decision(t, ClaimOutcome.REFUSED) for t in stale)
             gone, written = changes(before, placement.slots)
@@ -254,6 +276,18 @@ class SlotPool:
                 len(placement.moved),
                 len(placement.dropped),
             )
+
+    def _awaiting_standby(
+        self, standbys: Mapping[str, int], capacities: Mapping[str, int], now: float
+    ) -> dict[str, int]:
+        """The ownerless keys whose standby is connected, inside their grace: their slots."""
+        waiting = {key: n for key, n in standbys.items() if key not in capacities}
+        self._awaited = {key: self._awaited.get(key, now) for key in waiting}
+        return {
+            key: n
+            for key, n in waiting.items()
+            if now - self._awaited[key] < TAKEOVER_GRACE_SECONDS
+        }
 
     async def _count(self, connection: psycopg.AsyncConnection[Any]) -> None:
         """Count what the leader decided for the triggers raised here (as a lone Observer

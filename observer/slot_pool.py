@@ -9,7 +9,9 @@ Each live key brings ``capacity`` registrations (at most 41, its member's
    slots, keeping its former holder so that the member now holding it resumes
    the symbol from its last stored trade (the stretch nobody watched becomes a
    ``session_drop`` gap, backfilled as after a restart); orphans that find no
-   free slot are dropped — they never evict anyone;
+   free slot are dropped — they never evict anyone. A key in ``reserved`` (no
+   owner now, but a standby about to take it over) keeps its slots, up to its
+   reserved count, and takes no new ones: the standby resumes them;
 2. then every trigger, in the order raised, meets ``SlotTable``'s rules across
    the whole pool: a symbol already held is refreshed (``already_held``);
    otherwise it takes a free slot on the key with the most free slots
@@ -81,11 +83,14 @@ def place(
     *,
     min_hold_seconds: float,
     now: float,
+    reserved: Mapping[str, int] | None = None,
 ) -> Placement:
     """The pool after moving orphans and deciding ``triggers``; see the module docstring.
 
-    ``capacities`` maps each live key to its number of slots (0: the key takes none).
+    ``capacities`` maps each live key to its number of slots (0: the key takes none);
+    ``reserved`` maps a key waiting for its standby to the slots it keeps meanwhile.
     """
+    waiting = reserved or {}
     pool: dict[str, PooledSlot] = {}
     orphans: list[PooledSlot] = []
     by_key: dict[str, list[PooledSlot]] = {}
@@ -93,7 +98,7 @@ def place(
         by_key.setdefault(slot.key, []).append(slot)
     for key, held in by_key.items():
         worth_first = sorted(held, key=lambda s: (-s.value_at(now, min_hold_seconds), s.symbol))
-        keep = max(0, capacities.get(key, 0))
+        keep = max(0, capacities[key] if key in capacities else waiting.get(key, 0))
         for slot in worth_first[:keep]:
             pool[slot.symbol] = slot
         orphans.extend(worth_first[keep:])
@@ -135,7 +140,8 @@ def _decide(
         pool[symbol] = PooledSlot(symbol, key, trigger.kind.value, score, now, now)
         counts[key] = counts.get(key, 0) + 1
         return Decision(trigger, ClaimOutcome.CLAIMED, key)
-    loser = victim(list(pool.values()), score, now, min_hold)
+    # Only a live key's holders: a key waiting for its standby takes nobody new.
+    loser = victim([s for s in pool.values() if s.key in capacities], score, now, min_hold)
     if loser is None:
         return Decision(trigger, ClaimOutcome.REFUSED)
     del pool[loser.symbol]

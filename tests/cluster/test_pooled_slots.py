@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+
+import psycopg
 
 from metrics import catalog
 from metrics.registry import Metrics, new_registry
 from observer.cluster import ClusterMember
-from observer.cluster_slots import STALE_TRIGGER_SECONDS, SlotPool
+from observer.cluster_slots import STALE_TRIGGER_SECONDS, TAKEOVER_GRACE_SECONDS, SlotPool
 from observer.config import ClusterSettings
 from observer.readiness import Readiness
 from observer.records import Trade, Trigger, TriggerKind
@@ -65,7 +67,14 @@ async def last_trades(symbols: Iterable[str]) -> Mapping[str, Trade]:
 
 
 class Node:
-    def __init__(self, url: str, key: str, name: str, capacity: int) -> None:
+    def __init__(
+        self,
+        url: str,
+        key: str,
+        name: str,
+        capacity: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.metrics = Metrics(new_registry(), version="t")
         self.universe = Universe(self.metrics)
         self.universe.replace(sorted(STORED))
@@ -77,6 +86,7 @@ class Node:
             metrics=self.metrics,
             track=self.holding,
             last_trades=last_trades,
+            clock=clock,
         )
         self.member = ClusterMember(
             SETTINGS,
@@ -239,3 +249,77 @@ async def test_a_standby_taking_the_key_over_holds_what_its_owner_held(postgres_
     finally:
         await standby.member.leave()
         await other.member.leave()
+
+
+async def test_a_standby_keeps_its_owners_slots_though_the_leader_looks_first(
+    postgres_url: str,
+) -> None:
+    """The leader sees the owner gone before the standby has taken the key over: the
+    key's slots wait for the standby rather than being dropped (no room elsewhere)."""
+    leader = Node(postgres_url, "key-l", "leader", 0)
+    owner = Node(postgres_url, "key-a", "first", 2)
+    standby = Node(postgres_url, "key-a", "second", 2)
+    await leader.member.join()
+    await owner.member.join()
+    try:
+        owner.offer("000001", 3.0, at=1.0)
+        owner.offer("000002", 2.0, at=2.0)
+        await settle(leader, owner, until=lambda: len(owner.holding.held()) == 2)
+        assert leader.member.leader
+        waiting = asyncio.create_task(standby.member.join())
+        with StorageReader(postgres_url) as reader:
+            polled = "SELECT seen_at FROM cluster_members WHERE member_id = 'second'"
+            seen: list[float] = []
+            for _ in range(100):  # right after one of the standby's polls
+                now = [float(row[0]) for row in reader.rows(polled)]
+                if seen and now and now != seen:
+                    break
+                seen = now or seen
+                await asyncio.sleep(0.02)
+        await owner.die()
+        while not waiting.done():  # the leader places while the key has no owner
+            await leader.tick()
+            await asyncio.sleep(0.05)
+        await waiting
+        await settle(leader, standby, until=lambda: len(standby.holding.held()) == 2)
+        assert standby.holding.resumed == {s: STORED[s] for s in ("000001", "000002")}
+        assert {key for key, _ in rows(postgres_url).values()} == {"key-a"}
+    finally:
+        await standby.member.leave()
+        await leader.member.leave()
+
+
+async def test_a_standby_that_never_takes_over_leaves_the_slots_to_the_survivors(
+    postgres_url: str,
+) -> None:
+    """A connected standby that does not take the key over (hung): after the grace the
+    key's slots move to the live keys like a dead key's."""
+    now = [time.time()]
+    leader = Node(postgres_url, "key-l", "leader", 2, clock=lambda: now[0])
+    owner = Node(postgres_url, "key-a", "first", 2)
+    await leader.member.join()
+    await owner.member.join()
+    hung = await psycopg.AsyncConnection.connect(postgres_url, autocommit=True)
+    try:
+        owner.offer("000001", 3.0, at=1.0)
+        await settle(leader, owner, until=lambda: owner.holding.held() == {"000001"})
+        await hung.execute(
+            "INSERT INTO cluster_members VALUES "
+            "('second', 'key-a', '', 0, 0, pg_backend_pid(), 'standby', 2)"
+        )
+        await owner.die()
+        await settle(leader)
+        assert rows(postgres_url)["000001"][0] == "key-a"  # waiting for the standby
+        leader.offer("000002", 9.0, at=3.0)  # worth more, but never placed on key-a
+        now[0] += TAKEOVER_GRACE_SECONDS - 0.5
+        await settle(leader)
+        placed = rows(postgres_url)
+        assert placed["000001"][0] == "key-a" and placed["000002"][0] == "key-l"
+        now[0] += 1.0
+        await settle(leader)
+        assert {key for key, _ in rows(postgres_url).values()} == {"key-l"}
+        assert leader.holding.held() == {"000001", "000002"}
+        assert leader.holding.resumed["000001"] == STORED["000001"]
+    finally:
+        await hung.close()
+        await leader.member.leave()

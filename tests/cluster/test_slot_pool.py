@@ -88,6 +88,29 @@ def test_a_key_whose_capacity_shrank_gives_its_least_valuable_slots_away() -> No
     assert placement.per_key() == {"k1": 2, "k2": 1} and placement.slots["A"].key == "k2"
 
 
+def test_a_key_waiting_for_its_standby_keeps_its_slots_and_takes_no_new_ones() -> None:
+    pool = [slot("A", "gone", 1.0), slot("B", "gone", 2.0), slot("C", "gone", 3.0)]
+    placement = place(
+        pool,
+        {"k1": 1},
+        [trigger("D", 9.0), trigger("E", 9.0, at=101.0)],
+        min_hold_seconds=0,
+        now=100,
+        reserved={"gone": 2},
+    )
+    # Beyond the standby's capacity: moved like a dead key's slot.
+    assert [(s.symbol, s.key) for s in placement.moved] == [("A", "k1")]
+    # D evicts A on the live key; E finds nobody it may evict there: refused.
+    assert {s: placement.slots[s].key for s in placement.slots} == {
+        "B": "gone",
+        "C": "gone",
+        "D": "k1",
+    }
+    outcomes = [d.outcome for d in placement.decisions]
+    assert outcomes == [ClaimOutcome.EVICTED_OTHER, ClaimOutcome.REFUSED]
+    assert placement.decisions[0].key == "k1"
+
+
 def test_no_change_writes_nothing() -> None:
     pool = {s.symbol: s for s in [slot("A", "k1"), slot("B", "k2")]}
     placement = place(pool.values(), {"k1": 1, "k2": 1}, [], min_hold_seconds=HOLD, now=100)
