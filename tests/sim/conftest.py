@@ -35,7 +35,9 @@ def busiest(sim: SimExchange, count: int) -> list[str]:
 
 @pytest.fixture
 async def sim() -> AsyncIterator[SimExchange]:
-    async with SimExchange(settings(speed=20)) as exchange:
+    # 60× market time: the busiest listed code trades ~36 times a second, so a test waiting
+    # for a dozen of its records waits a third of a second (at 20× it waited over one).
+    async with SimExchange(settings(speed=60)) as exchange:
         yield exchange
 
 
