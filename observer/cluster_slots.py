@@ -12,10 +12,11 @@ Two tables hold the pool:
 its own coordination connection:
 
 1. the triggers raised here since the last tick go to ``cluster_triggers``;
-2. on the leader, in one transaction: the waiting triggers are taken, the pool
-   is read (``FOR UPDATE``) and ``slot_pool.place`` decides against the live
-   keys' capacities (``cluster_members.slot_capacity``); a key whose owner is
-   gone but whose standby is connected keeps its slots for the standby (at most
+2. on the leader, in one transaction that keeps the members' writes to both
+   tables out until it commits (``LOCK_POOL``): the waiting triggers are taken,
+   the pool is read and ``slot_pool.place`` decides against the live keys'
+   capacities (``cluster_members.slot_capacity``); a key whose owner is gone but
+   whose standby is connected keeps its slots for the standby (at most
    ``TAKEOVER_GRACE_SECONDS``, then they move like a dead key's); the changes are
    written and each decision is addressed to the member that raised the trigger
    (``cluster_trigger_outcomes``), which counts it (``observer_trackb_triggers_total``,
@@ -82,6 +83,11 @@ ON CONFLICT (symbol) DO UPDATE SET
     score = GREATEST(cluster_triggers.score, EXCLUDED.score),
     raised_at = LEAST(cluster_triggers.raised_at, EXCLUDED.raised_at)
 """
+# The leader's transaction first waits for the members' statements on these two tables
+# and then keeps them out until it commits: a member's upsert of several triggers and
+# the leader's DELETE would otherwise lock rows in different orders (a deadlock, which
+# stops one of the two Observers).
+LOCK_POOL = "LOCK TABLE cluster_triggers, cluster_slots IN SHARE ROW EXCLUSIVE MODE"
 TAKE_TRIGGERS = "DELETE FROM cluster_triggers RETURNING symbol, kind, score, raised_at, member_id"
 TELL_OUTCOMES = """
 INSERT INTO cluster_trigger_outcomes (member_id, kind, outcome, evicted)
@@ -221,6 +227,7 @@ class SlotPool:
         """The leader's decision over the whole pool, in one transaction."""
         now = self._clock()
         async with connection.transaction():
+            await connection.execute(LOCK_POOL)
             cursor = await connection.execute(CAPACITIES)
             capacities = {str(key): int(capacity) for key, capacity in await cursor.fetchall()}
             cursor = await connection.execute(STANDBYS)

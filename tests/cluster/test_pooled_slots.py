@@ -9,7 +9,9 @@ test_cluster_run.py and test_cluster_kill.py).
 from __future__ import annotations
 
 import asyncio
+import random
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 
 import psycopg
@@ -323,3 +325,37 @@ async def test_a_standby_that_never_takes_over_leaves_the_slots_to_the_survivors
     finally:
         await hung.close()
         await leader.member.leave()
+
+
+async def test_a_trigger_storm_across_members_never_deadlocks_the_leader(postgres_url: str) -> None:
+    """Members send overlapping triggers while the leader takes them and places: the
+    leader's locks never cross a member's (a deadlock would stop a member)."""
+
+    leader = Node(postgres_url, "key-l", "leader", 41)
+    members = [Node(postgres_url, f"key-{n}", f"m{n}", 41) for n in range(3)]
+    for node in (leader, *members):
+        await node.member.join()
+    rng = random.Random(7)
+    stop = asyncio.Event()
+
+    async def storm(node: Node) -> None:
+        for _ in range(40):
+            for n in rng.sample(range(400), 200):
+                node.offer(f"{n:06d}", rng.uniform(1, 9), at=rng.uniform(-5, 0))
+            await node.member._tick_slots()
+
+    async def lead() -> None:
+        while not stop.is_set():
+            await leader.member._tick_slots()
+
+    try:
+        placing = asyncio.create_task(lead())
+        await asyncio.gather(*(storm(node) for node in members))
+        stop.set()
+        await placing
+        placed = rows(postgres_url)
+        per_key = Counter(key for key, _ in placed.values())
+        assert len(placed) == 4 * 41 and set(per_key.values()) == {41}
+    finally:
+        for node in (leader, *members):
+            await node.member.leave()
