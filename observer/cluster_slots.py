@@ -258,6 +258,7 @@ class SlotPool:
                 min_hold_seconds=self._min_hold,
                 now=now,
                 reserved=reserved,
+                ownerless_since=self._awaited,  # a grace that ran out: the gap starts before it
             )
             placement.decisions.extend(Decision(t, ClaimOutcome.REFUSED) for t in stale)
             gone, written = changes(before, placement.slots)

@@ -84,11 +84,14 @@ def place(
     min_hold_seconds: float,
     now: float,
     reserved: Mapping[str, int] | None = None,
+    ownerless_since: Mapping[str, float] | None = None,
 ) -> Placement:
     """The pool after moving orphans and deciding ``triggers``; see the module docstring.
 
     ``capacities`` maps each live key to its number of slots (0: the key takes none);
-    ``reserved`` maps a key waiting for its standby to the slots it keeps meanwhile.
+    ``reserved`` maps a key waiting for its standby to the slots it keeps meanwhile;
+    ``ownerless_since`` a key to when it was first seen without an owner, the
+    ``orphaned_at`` of its slots when they move (default: ``now``).
     """
     waiting = reserved or {}
     pool: dict[str, PooledSlot] = {}
@@ -110,7 +113,8 @@ def place(
         if target is None:
             placement.dropped.append(orphan)
             continue
-        moved = replace(orphan, key=target, claimed_at=now, orphaned_at=now)
+        since = (ownerless_since or {}).get(orphan.key, now)
+        moved = replace(orphan, key=target, claimed_at=now, orphaned_at=since)
         pool[orphan.symbol] = moved
         counts[target] = counts.get(target, 0) + 1
         placement.moved.append(moved)

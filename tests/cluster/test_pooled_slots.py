@@ -19,7 +19,12 @@ import psycopg
 from metrics import catalog
 from metrics.registry import Metrics, new_registry
 from observer.cluster import ClusterMember
-from observer.cluster_slots import STALE_TRIGGER_SECONDS, TAKEOVER_GRACE_SECONDS, SlotPool
+from observer.cluster_slots import (
+    PLACEMENT_SECONDS,
+    STALE_TRIGGER_SECONDS,
+    TAKEOVER_GRACE_SECONDS,
+    SlotPool,
+)
 from observer.config import ClusterSettings
 from observer.readiness import Readiness
 from observer.records import Trade, Trigger, TriggerKind
@@ -310,6 +315,7 @@ async def test_a_standby_that_never_takes_over_leaves_the_slots_to_the_survivors
             "('second', 'key-a', '', 0, 0, pg_backend_pid(), 'standby', 2)"
         )
         await owner.die()
+        ownerless_at = now[0]
         await settle(leader)
         assert rows(postgres_url)["000001"][0] == "key-a"  # waiting for the standby
         leader.offer("000002", 9.0, at=3.0)  # worth more, but never placed on key-a
@@ -322,6 +328,9 @@ async def test_a_standby_that_never_takes_over_leaves_the_slots_to_the_survivors
         assert {key for key, _ in rows(postgres_url).values()} == {"key-l"}
         assert leader.holding.held() == {"000001", "000002"}
         assert leader.holding.resumed["000001"] == STORED["000001"]
+        # Rated from the leader's last look before it found the key ownerless, not from
+        # the end of the grace.
+        assert leader.holding.alive_at["000001"] == ownerless_at - PLACEMENT_SECONDS
     finally:
         await hung.close()
         await leader.member.leave()
