@@ -15,6 +15,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from observer.storage import StorageReader
 
+PROGRESS_LINE = " info observer.progress progress sweep="
+
 pytestmark = pytest.mark.slow
 
 
@@ -88,7 +90,16 @@ async def test_first_trade_is_stored_before_the_first_sweep_ends(tmp_path: Path)
         stderr=asyncio.subprocess.PIPE,
     )
     assert process.stdout is not None and process.stderr is not None
-    stderr = asyncio.create_task(process.stderr.read())
+    logged: list[str] = []
+    progressed = asyncio.Event()
+
+    async def read_log(stream: asyncio.StreamReader) -> None:
+        async for raw in stream:
+            logged.append(raw.decode())
+            if PROGRESS_LINE in logged[-1]:
+                progressed.set()
+
+    stderr = asyncio.create_task(read_log(process.stderr))
     try:
         line = await asyncio.wait_for(process.stdout.readline(), timeout=60)
         url = line.decode().strip().partition(" ")[2]
@@ -104,15 +115,16 @@ async def test_first_trade_is_stored_before_the_first_sweep_ends(tmp_path: Path)
         # The same scrape: the sweep had not ended when the trade was counted.
         assert scraped["observer_track_a_sweeps_total{}"] == 0
         assert scraped['observer_trackb_triggers_total{kind="volume_rank",outcome="claimed"}'] > 0
-        # The trade may come within a second: leave time for a progress line (one a second).
-        await asyncio.sleep(3.0)
+        # The trade may come within a second: wait for a progress line (one a second here).
+        await asyncio.wait_for(progressed.wait(), timeout=30)
     finally:
         process.send_signal(signal.SIGINT)
         code = await asyncio.wait_for(process.wait(), timeout=60)
-    errors = (await stderr).decode()
+    await stderr
+    errors = "".join(logged)
     assert code == 0, errors
     assert "track B seeded from the volume ranking" in errors
-    assert " info observer.progress progress sweep=" in errors  # one a second here
+    assert PROGRESS_LINE in errors
     assert " info observer.track_b slot claimed symbol=" in errors
     with StorageReader(tmp_path / "observer.sqlite") as reader:
         assert reader.counts().trades > 0
