@@ -47,8 +47,10 @@ class SimExchange:
         app_secret: str | None = None,
         real: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
+        keeper_round_seconds: float = KEEPER_ROUND_SECONDS,
     ) -> None:
         self.settings = settings or SimSettings()
+        self._keeper_round_seconds = keeper_round_seconds
         try:
             self._listen = parse_listen(listen)
             self._ws_listen = parse_listen(ws_listen)
@@ -139,7 +141,8 @@ class SimExchange:
         self.state.faults.clear()
 
     async def _keep_current(self) -> None:
-        """Advance every listed symbol about every ``KEEPER_ROUND_SECONDS``, a slice at a time.
+        """Advance every listed symbol once a keeper round (``keeper_round_seconds``, default
+        ``KEEPER_ROUND_SECONDS``), a slice at a time.
 
         Generation is lazy, so without this a symbol first asked for after hours
         of simulated time would block one call while it catches up; this way the
@@ -148,7 +151,7 @@ class SimExchange:
         position = 0
         model = self.state.model
         while True:
-            await asyncio.sleep(KEEPER_ROUND_SECONDS / KEEPER_SLICES)
+            await asyncio.sleep(self._keeper_round_seconds / KEEPER_SLICES)
             now = self.state.clock.now()
             codes = model.listed_codes(now)
             size = -(-len(codes) // KEEPER_SLICES)

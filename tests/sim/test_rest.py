@@ -358,13 +358,14 @@ async def test_unknown_paths_are_404_and_not_counted(
 
 
 @pytest.mark.slow  # real tools or real time: make test, not test-fast
-async def test_every_symbol_is_kept_current_without_being_asked(sim: SimExchange) -> None:
+async def test_every_symbol_is_kept_current_without_being_asked() -> None:
     """A symbol first asked for after hours must not have hours of trades to catch up on."""
+    async with SimExchange(settings(speed=60), keeper_round_seconds=1.0) as sim:
 
-    async def all_advanced() -> bool:
-        return bool(sim.stats()["symbols_advanced"] == len(sim.universe_codes()))
+        async def all_advanced() -> bool:
+            return bool(sim.stats()["symbols_advanced"] == len(sim.universe_codes()))
 
-    await kis.poll(all_advanced, timeout_s=20)  # one keeper round is 10 s
+        await kis.poll(all_advanced, timeout_s=20)  # within one keeper round (1 s here)
 
 
 def test_docs_list_the_well_known_shares_as_they_are() -> None:
