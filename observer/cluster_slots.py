@@ -67,12 +67,22 @@ CREATE TABLE IF NOT EXISTS cluster_slots (
 );
 CREATE TABLE IF NOT EXISTS cluster_triggers (
     symbol text PRIMARY KEY, kind text NOT NULL, score double precision NOT NULL,
-    raised_at double precision NOT NULL, member_id text NOT NULL
+    raised_at double precision NOT NULL, member_id text NOT NULL,
+    sent_at double precision NOT NULL DEFAULT extract(epoch FROM clock_timestamp())
 );
 CREATE TABLE IF NOT EXISTS cluster_trigger_outcomes (
     id bigserial PRIMARY KEY, member_id text NOT NULL, kind text NOT NULL,
     outcome text NOT NULL, evicted boolean NOT NULL
-)
+);
+DO $$ BEGIN  -- a table of an earlier build; ALTERed only then (its lock would wait on the leader)
+    IF NOT EXISTS (
+        SELECT 1 FROM pg_attribute
+        WHERE attrelid = 'cluster_triggers'::regclass AND attname = 'sent_at' AND NOT attisdropped
+    ) THEN
+        ALTER TABLE cluster_triggers ADD COLUMN
+            sent_at double precision NOT NULL DEFAULT extract(epoch FROM clock_timestamp());
+    END IF;
+END $$
 """
 SEND_TRIGGERS = """
 INSERT INTO cluster_triggers (symbol, kind, score, raised_at, member_id)
@@ -81,14 +91,20 @@ ON CONFLICT (symbol) DO UPDATE SET
     kind = CASE WHEN EXCLUDED.score > cluster_triggers.score
                 THEN EXCLUDED.kind ELSE cluster_triggers.kind END,
     score = GREATEST(cluster_triggers.score, EXCLUDED.score),
-    raised_at = LEAST(cluster_triggers.raised_at, EXCLUDED.raised_at)
+    raised_at = LEAST(cluster_triggers.raised_at, EXCLUDED.raised_at),
+    sent_at = EXCLUDED.sent_at
 """
 # The leader's transaction first waits for the members' statements on these two tables
 # and then keeps them out until it commits: a member's upsert of several triggers and
 # the leader's DELETE would otherwise lock rows in different orders (a deadlock, which
 # stops one of the two Observers).
 LOCK_POOL = "LOCK TABLE cluster_triggers, cluster_slots IN SHARE ROW EXCLUSIVE MODE"
-TAKE_TRIGGERS = "DELETE FROM cluster_triggers RETURNING symbol, kind, score, raised_at, member_id"
+# How long each trigger waited is measured on the database's clock (``sent_at``, the
+# latest send of its symbol): the members' clocks need not agree with the leader's.
+TAKE_TRIGGERS = """
+DELETE FROM cluster_triggers RETURNING symbol, kind, score, raised_at, member_id,
+    extract(epoch FROM clock_timestamp()) - sent_at
+"""
 TELL_OUTCOMES = """
 INSERT INTO cluster_trigger_outcomes (member_id, kind, outcome, evicted)
 SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::boolean[])
@@ -240,17 +256,16 @@ class SlotPool:
             taken = await cursor.fetchall()
             cursor = await connection.execute(POOL)
             before = {row[0]: _slot(row) for row in await cursor.fetchall()}
-            triggers = [
-                Trigger(
-                    symbol=str(symbol), kind=TriggerKind(kind), score=float(score), at=float(at)
-                )
-                for symbol, kind, score, at, _ in taken
-                if kind in TRIGGER_KINDS
-            ]
+            fresh: list[Trigger] = []
+            stale: list[Trigger] = []  # waited too long for a leader: news no more, refused
+            for symbol, kind, score, at, _, waited in taken:
+                if kind in TRIGGER_KINDS:
+                    trigger = Trigger(
+                        symbol=str(symbol), kind=TriggerKind(kind), score=float(score), at=float(at)
+                    )
+                    late = float(waited) >= STALE_TRIGGER_SECONDS
+                    (stale if late else fresh).append(trigger)
             raised_by = {str(row[0]): str(row[4]) for row in taken}
-            # A trigger that waited too long for a leader is news no more: refused.
-            stale = [t for t in triggers if now - t.at >= STALE_TRIGGER_SECONDS]
-            fresh = [t for t in triggers if now - t.at < STALE_TRIGGER_SECONDS]
             placement = place(
                 before.values(),
                 capacities,

@@ -181,9 +181,21 @@ async def test_a_trigger_on_a_full_member_is_placed_on_a_key_with_room(postgres_
         assert (a.counted("refused"), b.counted("refused")) == (1, 0)
         assert (a.holding.refusals, b.holding.refusals) == (1, 0)  # towards a's starvation
         # A trigger that waited past STALE_TRIGGER_SECONDS for a leader is refused.
-        b.offer("000006", 99.0, at=-STALE_TRIGGER_SECONDS - 1)
+        assert a.member.leader
+        b.offer("000006", 99.0, at=0.0)
+        await b.member._tick_slots()  # sent, not placed yet (b is not the leader)
+        with psycopg.connect(postgres_url, autocommit=True) as aging:
+            aging.execute(
+                "UPDATE cluster_triggers SET sent_at = sent_at - %s", (STALE_TRIGGER_SECONDS + 1,)
+            )
         await settle(a, b)
         assert "000006" not in a.holding.held() | b.holding.held()
+        assert b.counted("refused") == 1
+        # A member whose clock is behind the leader's: its fresh triggers are placed
+        # (how long a trigger waited is measured on the database's clock).
+        b.offer("000007", 99.0, at=-STALE_TRIGGER_SECONDS - 30)
+        await settle(a, b)
+        assert "000007" in a.holding.held() | b.holding.held()
         assert b.counted("refused") == 1
     finally:
         await a.member.leave()
@@ -263,7 +275,8 @@ async def test_a_standby_keeps_its_owners_slots_though_the_leader_looks_first(
 ) -> None:
     """The leader sees the owner gone before the standby has taken the key over: the
     key's slots wait for the standby rather than being dropped (no room elsewhere)."""
-    leader = Node(postgres_url, "key-l", "leader", 0)
+    frozen = time.time()  # the leader's clock: the grace cannot run out on a slow machine
+    leader = Node(postgres_url, "key-l", "leader", 0, clock=lambda: frozen)
     owner = Node(postgres_url, "key-a", "first", 2)
     standby = Node(postgres_url, "key-a", "second", 2)
     await leader.member.join()
@@ -368,3 +381,20 @@ async def test_a_trigger_storm_across_members_never_deadlocks_the_leader(postgre
     finally:
         for node in (leader, *members):
             await node.member.leave()
+
+
+async def test_a_triggers_table_of_an_earlier_build_gains_its_send_time(postgres_url: str) -> None:
+    with psycopg.connect(postgres_url, autocommit=True) as earlier:
+        earlier.execute(
+            "CREATE TABLE cluster_triggers (symbol text PRIMARY KEY, kind text NOT NULL, "
+            "score double precision NOT NULL, raised_at double precision NOT NULL, "
+            "member_id text NOT NULL)"
+        )
+        earlier.execute("INSERT INTO cluster_triggers VALUES ('000001', 'price_move', 2, 0, 'x')")
+    node = Node(postgres_url, "key-a", "a", 2)
+    await node.member.join()
+    try:
+        node.offer("000002", 3.0, at=0.0)
+        await settle(node, until=lambda: node.holding.held() == {"000001", "000002"})
+    finally:
+        await node.member.leave()

@@ -147,20 +147,30 @@ def test_one_key_decides_as_a_slot_table_would() -> None:
     ),
     raised=st.lists(st.tuples(st.integers(0, 200), st.floats(0, 9)), max_size=80),
     hold=st.sampled_from([0.0, 5.0, 60.0]),
+    waiting=st.none() | st.integers(0, KIS_MAX_REGISTRATIONS),
 )
 def test_no_key_ever_exceeds_its_capacity_and_no_symbol_holds_two_slots(
     capacities: dict[str, int],
     held: list[tuple[int, str, float]],
     raised: list[tuple[int, float]],
     hold: float,
+    waiting: int | None,
 ) -> None:
+    """``waiting``: the dead key's standby is connected, with that many slots."""
     pool = [slot(f"{n:06d}", key, value, at=float(n % 50)) for n, key, value in held]
     triggers = [trigger(f"{n:06d}", score, 50.0 + i) for i, (n, score) in enumerate(raised)]
-    placement = place(pool, capacities, triggers, min_hold_seconds=hold, now=100.0)
+    reserved = {} if waiting is None else {"dead": waiting}
+    placement = place(
+        pool, capacities, triggers, min_hold_seconds=hold, now=100.0, reserved=reserved
+    )
+    limits = {**reserved, **capacities}
     for key, count in placement.per_key().items():
-        assert count <= capacities.get(key, 0) <= KIS_MAX_REGISTRATIONS
+        assert count <= limits.get(key, 0) <= KIS_MAX_REGISTRATIONS
+    kept = {s.symbol for s in pool if s.key == "dead"}
+    assert {s.symbol for s in placement.slots.values() if s.key == "dead"} <= kept
     assert all(symbol == s.symbol for symbol, s in placement.slots.items())
-    free = sum(capacities.values()) - len(placement.slots)
+    live_held = sum(1 for s in placement.slots.values() if s.key in capacities)
+    free = sum(capacities.values()) - live_held
     assert not (placement.dropped and free > 0)  # an orphan is dropped only when all is full
     if any(d.outcome is ClaimOutcome.REFUSED for d in placement.decisions):
         assert free == 0  # refused only when the whole pool is full (and stays full)
