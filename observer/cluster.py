@@ -185,11 +185,14 @@ class ClusterMember:
         self._adopt: Callable[[list[GapWindow]], None] | None = None
         self._slots: SlotPool | None = None
         self._slot_capacity = 0
+        self._slots_published = False  # the capacity, once this member's Track B runs
 
     def pool_slots(self, pool: SlotPool, capacity: int) -> None:
         """Take part in the pooled Track B slots with ``capacity`` of this key's (0: none).
 
-        Call before ``join``: the capacity is published with the member's row."""
+        Call before ``join``. The member's row shows 0 until the pool's Track B is
+        attached (``SlotPool.attach``): the first tick after that publishes ``capacity``,
+        so the leader places nothing on a key whose member cannot register it yet."""
         self._slots, self._slot_capacity = pool, capacity
 
     def share_backfill(
@@ -295,6 +298,12 @@ class ClusterMember:
         if connection is None:
             raise ClusterError("cluster: not joined")
         try:
+            if not self._slots_published and self._slots.attached:
+                await connection.execute(
+                    "UPDATE cluster_members SET slot_capacity = %s WHERE member_id = %s",
+                    (self._slot_capacity, self.member_id),
+                )
+                self._slots_published = True
             await self._slots.tick(connection, leader=self.leader)
         except psycopg.Error as exc:
             raise self._error("cluster coordination lost", exc) from exc
@@ -380,7 +389,7 @@ class ClusterMember:
                 self._started_at,
                 now,
                 role,
-                self._slot_capacity,
+                self._slot_capacity if self._slots_published else 0,
             ),
         )
 

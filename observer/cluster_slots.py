@@ -15,9 +15,11 @@ its own coordination connection:
 2. on the leader, in one transaction that keeps the members' writes to both
    tables out until it commits (``LOCK_POOL``): the waiting triggers are taken,
    the pool is read and ``slot_pool.place`` decides against the live keys'
-   capacities (``cluster_members.slot_capacity``); a key whose owner is gone but
-   whose standby is connected keeps its slots for the standby (at most
-   ``TAKEOVER_GRACE_SECONDS``, then they move like a dead key's); the changes are
+   capacities (``cluster_members.slot_capacity``, which a member publishes once
+   its Track B runs: 0 until then). A key that cannot take slots yet — its owner
+   still starting, or gone with a standby connected to take it over — keeps
+   the slots it has and is given no new ones, for at most
+   ``TAKEOVER_GRACE_SECONDS``; then they move like a dead key's. The changes are
    written and each decision is addressed to the member that raised the trigger
    (``cluster_trigger_outcomes``), which counts it (``observer_trackb_triggers_total``,
    ``observer_trackb_evictions_total``) as a lone Observer counts its own;
@@ -48,14 +50,16 @@ from metrics.registry import Metrics
 from observer.errors import ObserverError
 from observer.records import Trade, Trigger, TriggerKind
 from observer.slot_pool import Decision, PooledSlot, changes, place
+from observer.slots import KIS_MAX_REGISTRATIONS
 
 log = logging.getLogger(__name__)
 
 PLACEMENT_SECONDS = 1.0  # how often triggers are sent, placed and the own rows read
 STALE_TRIGGER_SECONDS = 30.0  # a trigger that waited this long for a leader is dropped
-# A key with no owner but a connected standby keeps its slots this long (the standby
-# polls every second): then they move to the live keys like a dead key's.
-TAKEOVER_GRACE_SECONDS = 5.0
+# A key that cannot take slots yet (its owner still starting: token, universe; or gone,
+# with a standby connected, which polls every second) keeps the slots it has this long;
+# then they move to the keys that can, like a dead key's.
+TAKEOVER_GRACE_SECONDS = 30.0
 TRIGGER_KINDS = frozenset(kind.value for kind in TriggerKind)
 OUTCOMES = frozenset(outcome.value for outcome in ClaimOutcome)
 SCHEMA = """
@@ -128,9 +132,8 @@ WHERE m.role = 'owner' AND EXISTS (
 GROUP BY m.key_fingerprint
 """
 STANDBYS = """
-SELECT m.key_fingerprint, max(m.slot_capacity) FROM cluster_members m
+SELECT DISTINCT m.key_fingerprint FROM cluster_members m
 WHERE m.role = 'standby' AND EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = m.backend_pid)
-GROUP BY m.key_fingerprint
 """
 DELETE_SLOTS = "DELETE FROM cluster_slots WHERE symbol = ANY(%s::text[])"
 WRITE_SLOTS = f"""
@@ -204,6 +207,12 @@ class SlotPool:
         # its last poll that found the key still held (the owner alive then).
         self.taken_over_at: float | None = None
 
+    @property
+    def attached(self) -> bool:
+        """This member's Track B is built: it can hold slots (``ClusterMember`` then
+        publishes its capacity)."""
+        return self._track is not None
+
     def attach(self, track: SlotHolder) -> None:
         """This member's Track B, once built: from now on it holds this key's rows."""
         self._track = track
@@ -245,13 +254,12 @@ class SlotPool:
         async with connection.transaction():
             await connection.execute(LOCK_POOL)
             cursor = await connection.execute(CAPACITIES)
-            capacities = {str(key): int(capacity) for key, capacity in await cursor.fetchall()}
+            live = {str(key): int(capacity) for key, capacity in await cursor.fetchall()}
+            capacities = {key: capacity for key, capacity in live.items() if capacity > 0}
             cursor = await connection.execute(STANDBYS)
-            reserved = self._awaiting_standby(
-                {str(key): int(capacity) for key, capacity in await cursor.fetchall()},
-                capacities,
-                now,
-            )
+            starting = {key for key, capacity in live.items() if capacity <= 0}
+            standbys = {str(key) for (key,) in await cursor.fetchall()}
+            reserved = self._not_ready(starting | (standbys - capacities.keys()), now)
             cursor = await connection.execute(TAKE_TRIGGERS)
             taken = await cursor.fetchall()
             cursor = await connection.execute(POOL)
@@ -300,15 +308,13 @@ class SlotPool:
                 len(placement.dropped),
             )
 
-    def _awaiting_standby(
-        self, standbys: Mapping[str, int], capacities: Mapping[str, int], now: float
-    ) -> dict[str, int]:
-        """The ownerless keys whose standby is connected, inside their grace: their slots."""
-        waiting = {key: n for key, n in standbys.items() if key not in capacities}
-        self._awaited = {key: self._awaited.get(key, now) for key in waiting}
+    def _not_ready(self, keys: set[str], now: float) -> dict[str, int]:
+        """Of the keys that cannot take slots yet, those inside their grace: each keeps
+        what it has (``slot_pool.place``'s ``reserved``)."""
+        self._awaited = {key: self._awaited.get(key, now) for key in keys}
         return {
-            key: n
-            for key, n in waiting.items()
+            key: KIS_MAX_REGISTRATIONS
+            for key in keys
             if now - self._awaited[key] < TAKEOVER_GRACE_SECONDS
         }
 

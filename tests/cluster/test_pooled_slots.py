@@ -81,7 +81,10 @@ class Node:
         name: str,
         capacity: int,
         clock: Callable[[], float] = time.time,
+        *,
+        attached: bool = True,
     ) -> None:
+        """``attached``: its Track B is built (False: the member is still starting)."""
         self.metrics = Metrics(new_registry(), version="t")
         self.universe = Universe(self.metrics)
         self.universe.replace(sorted(STORED))
@@ -91,7 +94,7 @@ class Node:
             member_id=name,
             min_hold_seconds=0.0,
             metrics=self.metrics,
-            track=self.holding,
+            track=self.holding if attached else None,
             last_trades=last_trades,
             clock=clock,
         )
@@ -155,6 +158,7 @@ async def test_a_trigger_on_a_full_member_is_placed_on_a_key_with_room(postgres_
     await a.member.join()
     await b.member.join()
     try:
+        await settle(a, b)  # both running: their capacities published
         for n in range(3):  # all three raised on a: more than its own key holds
             a.offer(f"{n:06d}", 2.0 + n, at=float(n))
         await settle(a, b)
@@ -210,6 +214,7 @@ async def test_a_dead_members_slots_move_to_survivors_and_resume_from_the_store(
     for node in (a, b, c):
         await node.member.join()
     try:
+        await settle(a, b, c)
         for n in range(7):
             a.offer(f"{n:06d}", 1.0 + n, at=float(n))
         await settle(a, b, c)
@@ -278,7 +283,7 @@ async def test_a_standby_keeps_its_owners_slots_though_the_leader_looks_first(
     frozen = time.time()  # the leader's clock: the grace cannot run out on a slow machine
     leader = Node(postgres_url, "key-l", "leader", 0, clock=lambda: frozen)
     owner = Node(postgres_url, "key-a", "first", 2)
-    standby = Node(postgres_url, "key-a", "second", 2)
+    standby = Node(postgres_url, "key-a", "second", 2, attached=False)
     await leader.member.join()
     await owner.member.join()
     try:
@@ -301,6 +306,10 @@ async def test_a_standby_keeps_its_owners_slots_though_the_leader_looks_first(
             await leader.tick()
             await asyncio.sleep(0.05)
         await waiting
+        # The new owner still starting (token, universe: no Track B yet): the rows wait.
+        await settle(leader, standby)
+        assert {key for key, _ in rows(postgres_url).values()} == {"key-a"}
+        standby.pool.attach(standby.holding)
         await settle(leader, standby, until=lambda: len(standby.holding.held()) == 2)
         assert standby.holding.resumed == {s: STORED[s] for s in ("000001", "000002")}
         assert {key for key, _ in rows(postgres_url).values()} == {"key-a"}
@@ -375,6 +384,7 @@ async def test_a_trigger_storm_across_members_never_deadlocks_the_leader(postgre
         await asyncio.gather(*(storm(node) for node in members))
         stop.set()
         await placing
+        await settle(leader, *members)  # the last triggers sent: placed
         placed = rows(postgres_url)
         per_key = Counter(key for key, _ in placed.values())
         assert len(placed) == 4 * 41 and set(per_key.values()) == {41}
@@ -398,3 +408,27 @@ async def test_a_triggers_table_of_an_earlier_build_gains_its_send_time(postgres
         await settle(node, until=lambda: node.holding.held() == {"000001", "000002"})
     finally:
         await node.member.leave()
+
+
+async def test_a_member_still_starting_is_given_no_trigger_until_its_track_b_runs(
+    postgres_url: str,
+) -> None:
+    """A member that has joined but has no Track B yet (its token, its universe) would
+    register nothing: the leader places the triggers on the keys that can."""
+    ready = Node(postgres_url, "key-r", "ready", 2)
+    starting = Node(postgres_url, "key-n", "starting", 5, attached=False)
+    await ready.member.join()
+    await starting.member.join()
+    try:
+        ready.offer("000001", 2.0, at=0.0)
+        ready.offer("000002", 3.0, at=1.0)
+        await settle(ready, starting)
+        assert {key for key, _ in rows(postgres_url).values()} == {"key-r"}
+        assert ready.holding.held() == {"000001", "000002"}
+        starting.pool.attach(starting.holding)
+        await settle(ready, starting)
+        ready.offer("000003", 4.0, at=2.0)
+        await settle(ready, starting, until=lambda: starting.holding.held() == {"000003"})
+    finally:
+        await ready.member.leave()
+        await starting.member.leave()
