@@ -12,7 +12,8 @@ Each instance keeps one connection of its own to the shared database and on it:
   backend still holds an advisory lock (``pg_locks``): a killed member drops out
   as soon as its connection is gone, with nobody to tell;
 - **the leader lock**: one more advisory lock; the leader tidies the rows of
-  members that are gone and is shown by ``observer_cluster_leader``.
+  members that are gone (an owner whose locks went, a standby whose connection
+  went) and is shown by ``observer_cluster_leader``.
 
 Backfill is shared work: every rebalance a member whose Track B has no backfill
 waiting claims pending Track B gaps that no live member holds (stored
@@ -132,10 +133,12 @@ WHERE (symbol, track, cause, start) IN (
 ORDER BY start, symbol
 """
 FORGET_GONE = """
-DELETE FROM cluster_members m WHERE m.role = 'owner' AND NOT EXISTS (
+DELETE FROM cluster_members m WHERE (m.role = 'owner' AND NOT EXISTS (
     SELECT 1 FROM pg_locks l
     WHERE l.locktype = 'advisory' AND l.granted AND l.pid = m.backend_pid
-)
+)) OR (m.role = 'standby' AND NOT EXISTS (
+    SELECT 1 FROM pg_stat_activity a WHERE a.pid = m.backend_pid
+))
 """
 
 

@@ -117,6 +117,37 @@ async def test_a_standby_takes_the_key_over_when_its_owner_dies(postgres_url: st
     await standby.member.leave()
 
 
+async def test_the_leader_forgets_a_standby_that_died_waiting(postgres_url: str) -> None:
+    owner = Node(postgres_url, "same-key", "first")
+    standby = Node(postgres_url, "same-key", "second")
+    await owner.member.join()
+    waiting = asyncio.create_task(standby.member.join())
+    try:
+        roles = "SELECT member_id, role FROM cluster_members ORDER BY member_id"
+        connection = owner.member._connection
+        assert connection is not None
+        for _ in range(100):
+            found = await (await connection.execute(roles)).fetchall()
+            if ("second", "standby") in found:
+                break
+            await asyncio.sleep(0.02)
+        assert ("second", "standby") in found
+        waiting.cancel()  # the standby is killed while it waits
+        with contextlib.suppress(asyncio.CancelledError):
+            await waiting
+        assert standby.member._connection is not None
+        await standby.member._connection.close()
+        for _ in range(100):  # its backend gone, the leader's next look forgets its row
+            await owner.member.rebalance()
+            found = await (await connection.execute(roles)).fetchall()
+            if found == [("first", "owner")]:
+                break
+            await asyncio.sleep(0.02)
+        assert found == [("first", "owner")]
+    finally:
+        await owner.member.leave()
+
+
 async def test_the_leader_moves_when_it_leaves(postgres_url: str) -> None:
     a, b = Node(postgres_url, "key-a", "a"), Node(postgres_url, "key-b", "b")
     await a.member.join()
