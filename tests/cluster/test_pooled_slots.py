@@ -432,3 +432,19 @@ async def test_a_member_still_starting_is_given_no_trigger_until_its_track_b_run
     finally:
         await ready.member.leave()
         await starting.member.leave()
+
+
+async def test_a_leader_without_track_b_places_the_members_triggers(postgres_url: str) -> None:
+    leader = Node(postgres_url, "key-l", "leader", 0, attached=False)  # track_b.enabled false
+    member = Node(postgres_url, "key-m", "member", 2)
+    await leader.member.join()
+    await member.member.join()
+    try:
+        assert leader.member.leader
+        member.offer("000001", 2.0, at=0.0)
+        await settle(leader, member, until=lambda: member.holding.held() == {"000001"})
+        assert member.counted("claimed") == 1
+        assert {key for key, _ in rows(postgres_url).values()} == {"key-m"}
+    finally:
+        await leader.member.leave()
+        await member.member.leave()
