@@ -202,7 +202,8 @@ class SlotPool:
         self._last_trades = last_trades
         self._clock = clock
         self._outbox: dict[str, Trigger] = {}
-        self._awaited: dict[str, float] = {}  # key -> when (leader) first seen ownerless
+        # key -> when this leader first saw it unable to take slots (ownerless or starting)
+        self._awaited: dict[str, float] = {}
         # Set by ClusterMember.join when this process waited as a standby for its key:
         # its last poll that found the key still held (the owner alive then).
         self.taken_over_at: float | None = None

@@ -9,9 +9,10 @@ Each live key brings ``capacity`` registrations (at most 41, its member's
    slots, keeping its former holder so that the member now holding it resumes
    the symbol from its last stored trade (the stretch nobody watched becomes a
    ``session_drop`` gap, backfilled as after a restart); orphans that find no
-   free slot are dropped — they never evict anyone. A key in ``reserved`` (no
-   owner now, but a standby about to take it over) keeps its slots, up to its
-   reserved count, and takes no new ones: the standby resumes them;
+   free slot are dropped — they never evict anyone. A key in ``reserved`` (one
+   that cannot take slots yet: its owner gone with a standby about to take it
+   over, or still starting) keeps its slots, up to its reserved count, and takes
+   no new ones, nor is anyone evicted there: its member resumes them once running;
 2. then every trigger, in the order raised, meets ``SlotTable``'s rules across
    the whole pool: a symbol already held is refreshed (``already_held``);
    otherwise it takes a free slot on the key with the most free slots
@@ -89,9 +90,9 @@ def place(
     """The pool after moving orphans and deciding ``triggers``; see the module docstring.
 
     ``capacities`` maps each live key to its number of slots (0: the key takes none);
-    ``reserved`` maps a key waiting for its standby to the slots it keeps meanwhile;
-    ``ownerless_since`` a key to when it was first seen without an owner, the
-    ``orphaned_at`` of its slots when they move (default: ``now``).
+    ``reserved`` maps a key that cannot take slots yet to the slots it keeps meanwhile;
+    ``ownerless_since`` a key to when it was first seen so (or without an owner),
+    the ``orphaned_at`` of its slots when they move (default: ``now``).
     """
     waiting = reserved or {}
     pool: dict[str, PooledSlot] = {}
@@ -144,7 +145,7 @@ def _decide(
         pool[symbol] = PooledSlot(symbol, key, trigger.kind.value, score, now, now)
         counts[key] = counts.get(key, 0) + 1
         return Decision(trigger, ClaimOutcome.CLAIMED, key)
-    # Only a live key's holders: a key waiting for its standby takes nobody new.
+    # Only a live key's holders: a key that cannot take slots yet takes nobody new.
     loser = victim([s for s in pool.values() if s.key in capacities], score, now, min_hold)
     if loser is None:
         return Decision(trigger, ClaimOutcome.REFUSED)
