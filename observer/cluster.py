@@ -307,6 +307,9 @@ class ClusterMember:
                     (self._slot_capacity, self.member_id),
                 )
                 self._slots_published = True
+            # Every tick, not only every rebalance: when the leader dies, the next one
+            # places triggers and moves the dead key's slots within a second.
+            await self._claim_leadership()
             await self._slots.tick(connection, leader=self.leader)
         except psycopg.Error as exc:
             raise self._error("cluster coordination lost", exc) from exc
@@ -320,10 +323,7 @@ class ClusterMember:
                 "UPDATE cluster_members SET seen_at = %s WHERE member_id = %s",
                 (self._clock(), self.member_id),
             )
-            if not self.leader:
-                self.leader = await self._try_lock(LEADER_LOCK)
-                if self.leader:
-                    log.info("cluster leader member=%s", self.member_id)
+            await self._claim_leadership()
             if self.leader:
                 await connection.execute(FORGET_GONE)
             cursor = await connection.execute(LIVE)
@@ -395,6 +395,14 @@ class ClusterMember:
                 self._slot_capacity if self._slots_published else 0,
             ),
         )
+
+    async def _claim_leadership(self) -> None:
+        """Take the leader lock if it is free (kept, once held, until the connection ends)."""
+        if not self.leader:
+            self.leader = await self._try_lock(LEADER_LOCK)
+            if self.leader:
+                log.info("cluster leader member=%s", self.member_id)
+                self._metrics.gauge(catalog.CLUSTER_LEADER).set(1)
 
     async def _try_lock(self, name: str) -> bool:
         assert self._connection is not None

@@ -448,3 +448,35 @@ async def test_a_leader_without_track_b_places_the_members_triggers(postgres_url
     finally:
         await leader.member.leave()
         await member.member.leave()
+
+
+async def test_when_the_leader_dies_the_next_tick_not_the_next_rebalance_elects_another(
+    postgres_url: str,
+) -> None:
+    """A survivor takes the leader lock at its next slot tick (every second), so the dead
+    leader's slots move, rated from about its death, without waiting a rebalance."""
+    a, b = Node(postgres_url, "key-a", "a", 2), Node(postgres_url, "key-b", "b", 4)
+    await a.member.join()
+    await b.member.join()
+    try:
+        await settle(a, b)
+        assert a.member.leader and not b.member.leader  # the first to join leads
+        for n in range(4):
+            a.offer(f"{n:06d}", 4.0 - n, at=float(n))
+        await settle(a, b)
+        lost = a.holding.held()
+        assert lost and len(lost) <= 4 - len(b.holding.held())  # room for them on b
+        died = time.time()
+        await a.die()
+        for _ in range(100):  # only slot ticks: no rebalance from here on
+            await b.member._tick_slots()
+            if lost <= b.holding.held():
+                break
+            await asyncio.sleep(0.05)
+        assert b.member.leader
+        assert lost <= b.holding.held()
+        for symbol in lost:
+            alive_at = b.holding.alive_at[symbol]
+            assert alive_at is not None and died - PLACEMENT_SECONDS - 1 <= alive_at <= time.time()
+    finally:
+        await b.member.leave()
