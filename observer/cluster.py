@@ -28,8 +28,11 @@ place the cluster's, and makes this member's Track B hold its key's share.
 
 Every ``cluster.rebalance_seconds`` each member reads the live members and keeps
 the symbols it owns by rendezvous hashing over their key fingerprints
-(``membership.owned``): a leave hands the leaver's symbols to the survivors, a
-join takes about 1/N from everyone, and a standby taking over a key inherits
+(``membership.owned``) among the members that sweep (``cluster_members.sweeping``,
+set by ``start_sweeping`` once the member has its token and universe, so a member
+still starting leaves its share to the others): a leave hands the leaver's
+symbols to the survivors, a join takes about 1/N from everyone, and a standby
+taking over a key inherits
 exactly that key's symbols (and, through ``cluster_tokens``, its access token:
 ``observer.kis.token_share``). A member whose coordination connection breaks stops
 (``ClusterError``) rather than risk a key with two owners.
@@ -82,6 +85,7 @@ CREATE TABLE IF NOT EXISTS cluster_gap_claims (
     PRIMARY KEY (symbol, track, cause, start)
 );
 ALTER TABLE cluster_members ADD COLUMN IF NOT EXISTS slot_capacity integer NOT NULL DEFAULT 0;
+ALTER TABLE cluster_members ADD COLUMN IF NOT EXISTS sweeping boolean NOT NULL DEFAULT false;
 """
 REGISTER = """
 INSERT INTO cluster_members (
@@ -90,10 +94,10 @@ INSERT INTO cluster_members (
 VALUES (%s, %s, %s, %s, %s, pg_backend_pid(), %s, %s)
 ON CONFLICT (member_id) DO UPDATE SET role = EXCLUDED.role, seen_at = EXCLUDED.seen_at,
     backend_pid = EXCLUDED.backend_pid, exporter_url = EXCLUDED.exporter_url,
-    slot_capacity = EXCLUDED.slot_capacity
+    slot_capacity = EXCLUDED.slot_capacity, sweeping = false
 """
 LIVE = """
-SELECT member_id, key_fingerprint, exporter_url, started_at FROM cluster_members m
+SELECT member_id, key_fingerprint, exporter_url, started_at, sweeping FROM cluster_members m
 WHERE m.role = 'owner' AND EXISTS (
     SELECT 1 FROM pg_locks l
     WHERE l.locktype = 'advisory' AND l.granted AND l.pid = m.backend_pid
@@ -314,6 +318,21 @@ class ClusterMember:
         except psycopg.Error as exc:
             raise self._error("cluster coordination lost", exc) from exc
 
+    async def start_sweeping(self) -> None:
+        """Track A is about to sweep here: from now on the others leave this member its
+        share (they drop it at their next rebalance); take it now."""
+        connection = self._connection
+        if connection is None:
+            raise ClusterError("cluster: not joined")
+        try:
+            await connection.execute(
+                "UPDATE cluster_members SET sweeping = true WHERE member_id = %s",
+                (self.member_id,),
+            )
+        except psycopg.Error as exc:
+            raise self._error("cluster coordination lost", exc) from exc
+        await self.rebalance()
+
     async def rebalance(self) -> None:
         connection = self._connection
         if connection is None:
@@ -330,10 +349,14 @@ class ClusterMember:
             rows = await cursor.fetchall()
         except psycopg.Error as exc:
             raise self._error("cluster coordination lost", exc) from exc
-        members = tuple(Member(str(r[0]), str(r[1]), str(r[2]), float(r[3])) for r in rows)
+        members = tuple(
+            Member(str(r[0]), str(r[1]), str(r[2]), float(r[3]), bool(r[4])) for r in rows
+        )
         changed = {m.key_fingerprint for m in members} != {m.key_fingerprint for m in self.members}
         self.members = members
-        keys = [m.key_fingerprint for m in members]
+        # Only members that sweep share the universe: one still starting (its token, its
+        # universe) leaves its share to the others until start_sweeping.
+        keys = [m.key_fingerprint for m in members if m.sweeping]
         me = self.key_fingerprint
         change = self._universe.assign(lambda symbols: owned(symbols, keys, me))
         if changed or change.added or change.removed:

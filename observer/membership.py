@@ -22,6 +22,7 @@ class Member:
     key_fingerprint: str  # Credentials.fingerprint: never the key
     exporter_url: str = ""
     started_at: float = 0.0
+    sweeping: bool = True  # Track A runs there (False: still starting, no share yet)
 
 
 def weight(member_id: str, symbol: str) -> int:

@@ -473,7 +473,7 @@ class ObserverApp:
         self._token_readiness(context.client)
         await UniverseRefresher(context).load_until_done(UNIVERSE_RETRY_SECONDS)
         if context.cluster is not None:
-            await context.cluster.rebalance()  # Track A starts with this member's share
+            await context.cluster.start_sweeping()  # Track A starts with this member's share
 
     def _token_readiness(self, client: KisClient) -> None:
         validity = client.tokens.validity_seconds()

@@ -44,6 +44,7 @@ class Node:
 async def running(node: Node) -> AsyncIterator[asyncio.Task[None]]:
     """``node`` joined (owner of its key) and rebalancing in the background."""
     await node.member.join()
+    await node.member.start_sweeping()
     task = asyncio.create_task(node.member.run())
     try:
         yield task
@@ -78,6 +79,7 @@ async def test_a_dead_members_symbols_go_to_the_survivors(postgres_url: str) -> 
     a, b, c = (Node(postgres_url, f"key{i}", f"member-{i}") for i in range(3))
     async with running(a), running(b):
         await c.member.join()
+        await c.member.start_sweeping()
         await settle(a, b, c)
         lost = set(c.universe.codes)
         assert lost
@@ -173,3 +175,22 @@ async def test_an_unreachable_database_is_a_cluster_error(url: str) -> None:
     node = Node(url, "k", "m")
     with pytest.raises(ClusterError, match="cannot join the cluster"):
         await node.member.join()
+
+
+async def test_a_member_still_starting_leaves_its_share_to_the_others(postgres_url: str) -> None:
+    """Joined (its token or universe still loading) is not sweeping: the others keep its
+    symbols until it starts, then give exactly its share away."""
+    a, b = Node(postgres_url, "key-a", "a"), Node(postgres_url, "key-b", "b")
+    async with running(a):
+        await b.member.join()
+        try:
+            await settle(a, b)
+            assert set(a.universe.codes) == set(SYMBOLS)  # b is live but not sweeping yet
+            assert a.gauge(catalog.CLUSTER_MEMBERS) == 2
+            await b.member.start_sweeping()
+            await settle(a)
+            share_a, share_b = set(a.universe.codes), set(b.universe.codes)
+            assert share_a and share_b and not share_a & share_b
+            assert share_a | share_b == set(SYMBOLS)
+        finally:
+            await b.member.leave()
