@@ -70,6 +70,15 @@ CONNECT_TIMEOUT_SECONDS = 5
 LEADER_LOCK = "observer:leader"
 SCHEMA_LOCK = "observer:cluster-schema"
 
+# The server's side of the coordination session: a member stopped inside a transaction
+# (SIGSTOP, a frozen VM) holding the pool's table locks is cut off after this long, and a
+# member whose machine or network is gone is found dead by TCP keepalives within ~11 s;
+# either way its locks go with the session, as after kill -9.
+IDLE_IN_TRANSACTION_MS = 10_000
+SESSION_LIMITS = (
+    "SET idle_in_transaction_session_timeout = {}; SET tcp_keepalives_idle = 5; "
+    "SET tcp_keepalives_interval = 2; SET tcp_keepalives_count = 3"
+)
 STALE_GAP_SECONDS = 60.0  # a pending gap this old with no live claimer is up for grabs
 CLAIM_BATCH = 20
 SCHEMA = """
@@ -231,6 +240,7 @@ class ClusterMember:
             options |= {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2}
             options["keepalives_count"] = 3
             self._connection = await psycopg.AsyncConnection.connect(self._url, **options)
+            await self._connection.execute(SESSION_LIMITS.format(IDLE_IN_TRANSACTION_MS))
             # Members starting together race on CREATE TABLE IF NOT EXISTS (a unique
             # violation in pg_type): one at a time, under a transaction-level lock.
             async with self._connection.transaction():

@@ -15,9 +15,11 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 
 import psycopg
+import pytest
 
 from metrics import catalog
 from metrics.registry import Metrics, new_registry
+from observer import cluster
 from observer.cluster import ClusterMember
 from observer.cluster_slots import (
     PLACEMENT_SECONDS,
@@ -478,5 +480,39 @@ async def test_when_the_leader_dies_the_next_tick_not_the_next_rebalance_elects_
         for symbol in lost:
             alive_at = b.holding.alive_at[symbol]
             assert alive_at is not None and died - PLACEMENT_SECONDS - 1 <= alive_at <= time.time()
+    finally:
+        await b.member.leave()
+
+
+async def test_a_leader_frozen_inside_its_transaction_is_cut_off_and_replaced(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A leader stopped while it holds the pool's table locks (SIGSTOP, a frozen VM) would
+    hold every member's tick; the server ends its session after the idle-in-transaction
+    limit, its locks go with it and another member leads."""
+    monkeypatch.setattr(cluster, "IDLE_IN_TRANSACTION_MS", 1000)
+    a, b = Node(postgres_url, "key-a", "a", 2), Node(postgres_url, "key-b", "b", 2)
+    await a.member.join()
+    await b.member.join()
+    try:
+        await settle(a, b)
+        assert a.member.leader
+        frozen = a.member._connection
+        assert frozen is not None
+        await frozen.execute("BEGIN")
+        await frozen.execute(
+            "LOCK TABLE cluster_triggers, cluster_slots IN SHARE ROW EXCLUSIVE MODE"
+        )
+        b.offer("000001", 2.0, at=0.0)  # b's send waits for a's locks
+        await asyncio.wait_for(b.member._tick_slots(), timeout=15)
+        for _ in range(100):
+            if b.member.leader and "000001" in a.holding.held() | b.holding.held():
+                break
+            await b.member._tick_slots()
+            await asyncio.sleep(0.05)
+        assert b.member.leader
+        assert b.holding.held() == {"000001"}  # placed by the new leader on the live key
+        with pytest.raises(psycopg.Error):
+            await frozen.execute("SELECT 1")  # a's session was ended by the server
     finally:
         await b.member.leave()
