@@ -57,6 +57,12 @@ async def test_two_keys_split_the_sweep_and_one_takes_all_when_the_other_leaves(
                     ),  # type: ignore[union-attr]
                     what="universes loaded",
                 )
+                # Each takes its share when it starts sweeping and gives the other's up at
+                # its next rebalance: briefly both sweep some symbols, never neither.
+                await wait_for(
+                    lambda: not set(a.context.universe.codes) & set(b.context.universe.codes),  # type: ignore[union-attr]
+                    what="the split settled",
+                )
                 share_a = set(a.context.universe.codes)
                 share_b = set(b.context.universe.codes)
                 assert share_a and share_b and not share_a & share_b
