@@ -93,8 +93,21 @@ CREATE TABLE IF NOT EXISTS cluster_gap_claims (
     claimed_at double precision NOT NULL,
     PRIMARY KEY (symbol, track, cause, start)
 );
-ALTER TABLE cluster_members ADD COLUMN IF NOT EXISTS slot_capacity integer NOT NULL DEFAULT 0;
-ALTER TABLE cluster_members ADD COLUMN IF NOT EXISTS sweeping boolean NOT NULL DEFAULT false;
+DO $$ BEGIN  -- a table of an earlier build; ALTERed only then (ALTER TABLE's lock would
+             -- hold every member's statements on cluster_members while one joins)
+    IF NOT EXISTS (
+        SELECT 1 FROM pg_attribute WHERE attrelid = 'cluster_members'::regclass
+            AND attname = 'slot_capacity' AND NOT attisdropped
+    ) THEN
+        ALTER TABLE cluster_members ADD COLUMN slot_capacity integer NOT NULL DEFAULT 0;
+    END IF;
+    IF NOT EXISTS (
+        SELECT 1 FROM pg_attribute WHERE attrelid = 'cluster_members'::regclass
+            AND attname = 'sweeping' AND NOT attisdropped
+    ) THEN
+        ALTER TABLE cluster_members ADD COLUMN sweeping boolean NOT NULL DEFAULT false;
+    END IF;
+END $$
 """
 REGISTER = """
 INSERT INTO cluster_members (
@@ -136,6 +149,9 @@ INSERT INTO cluster_gap_claims (symbol, track, cause, start, member_id, claimed_
 SELECT symbol, track, cause, start, %s, %s FROM wanted
 ON CONFLICT (symbol, track, cause, start) DO UPDATE
     SET member_id = EXCLUDED.member_id, claimed_at = EXCLUDED.claimed_at
+    -- Checked again on the claim row itself: a member that claimed the gap and committed
+    -- after this statement's snapshot was taken (so NOT EXISTS above missed it) keeps it.
+    WHERE cluster_gap_claims.member_id NOT IN ({_LIVE_IDS})
 RETURNING symbol, track, cause, start
 """
 CLAIMED_WINDOWS = f"""

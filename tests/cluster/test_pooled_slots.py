@@ -298,7 +298,11 @@ async def test_a_standby_keeps_its_owners_slots_though_the_leader_looks_first(
             polled = "SELECT seen_at FROM cluster_members WHERE member_id = 'second'"
             seen: list[float] = []
             for _ in range(100):  # right after one of the standby's polls
-                now = [float(row[0]) for row in reader.rows(polled)]
+                # Off the loop: the standby's join (on this loop) may hold a lock this
+                # read waits for, and it must be free to commit meanwhile.
+                now = await asyncio.to_thread(
+                    lambda: [float(row[0]) for row in reader.rows(polled)]
+                )
                 if seen and now and now != seen:
                     break
                 seen = now or seen

@@ -87,3 +87,22 @@ async def test_only_an_idle_backfill_adopts_gaps(postgres_url: str) -> None:
     await node.member.rebalance()
     assert [w.gap.symbol for w in adopted] == ["000001"]
     await node.member.leave()
+
+
+async def test_members_claiming_at_once_never_get_the_same_gap(postgres_url: str) -> None:
+    """Claims racing each other, many times over: the claim row decides, so a member whose
+    claim committed after another's statement began keeps its gaps."""
+    now = time.time()
+    await store(postgres_url, [pending(f"{i:06d}", now - 900 + i) for i in range(200)])
+    nodes = [Node(postgres_url, f"key-{n}", f"m{n}") for n in range(3)]
+    for node in nodes:
+        await node.member.join()
+    try:
+        keys: list[tuple[str, str, str, float]] = []
+        for _ in range(10):
+            rounds = await asyncio.gather(*(node.member.claim_gaps() for node in nodes))
+            keys += [w.gap.key for claimed in rounds for w in claimed]
+        assert len(keys) == len(set(keys)) == 200
+    finally:
+        for node in nodes:
+            await node.member.leave()
