@@ -13,7 +13,6 @@ characters with a secret of 180 is accepted, each with its own limits and sessio
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Callable
 from types import TracebackType
@@ -88,8 +87,8 @@ class SimExchange:
     async def close(self) -> None:
         if self._keeper is not None:
             self._keeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._keeper
+            # asyncio.wait, not ``await``: a CancelledError here is close()'s own to raise
+            await asyncio.wait({self._keeper})
             self._keeper = None
         await self._ws.close()
         if self._runner is not None:

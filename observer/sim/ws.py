@@ -8,13 +8,18 @@ frame when trades cluster) and, every ``ping_interval_seconds``, a PINGPONG
 text; a client may answer with the echoed text or a pong frame (both are
 accepted, neither is required). No protocol-level pings are sent. A session whose
 client stops reading for 5 s is dropped rather than stalling the others.
+
+Closing is bounded: the push loop stops, open sessions get ``CLOSE_GRACE_SECONDS`` for
+the closing handshake, and any still open then (a client that stopped reading leaves
+the close frame stuck behind a full send buffer, which no handshake timeout covers) are
+cut.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -34,6 +39,7 @@ from observer.sim.wsproto import (
 
 log = logging.getLogger(__name__)
 SLOW_CLIENT_SECONDS = 5.0  # a push that cannot be written this long drops the session
+CLOSE_GRACE_SECONDS = 2.0  # on close: the closing handshake's time before sessions are cut
 
 
 @dataclass(eq=False, slots=True)
@@ -53,6 +59,7 @@ class WsServer:
         self._bound: dict[str, Session] = {}
         self._server: Server | None = None
         self._pusher: asyncio.Task[None] | None = None
+        self._closing = False
         state.registrations = lambda: sum(len(s.registrations.cursors) for s in self.sessions)
         state.live_sessions = lambda: {
             key: len(session.registrations.cursors) for key, session in self._bound.items()
@@ -72,13 +79,24 @@ class WsServer:
         return bound
 
     async def close(self) -> None:
+        """Stop pushing, close every session, stop listening; bounded whatever the clients do."""
+        self._closing = True
         if self._pusher is not None:
             self._pusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._pusher
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
+            # asyncio.wait, not ``await``: a CancelledError here is close()'s own to raise
+            await asyncio.wait({self._pusher}, timeout=CLOSE_GRACE_SECONDS)
+        if self._server is None:
+            return
+        self._server.close()
+        if await _within(self._server.wait_closed(), CLOSE_GRACE_SECONDS):
+            return
+        log.warning("simulator cut the WebSocket sessions that did not close in time")
+        for connection in [s.connection for s in self.sessions] + [*self._server.connections]:
+            connection.transport.abort()
+        if not await _within(self._server.wait_closed(), CLOSE_GRACE_SECONDS):
+            for task in list(self._server.handler_tasks):  # e.g. still in the opening handshake
+                task.cancel()
+            await _within(self._server.wait_closed(), CLOSE_GRACE_SECONDS)
 
     def drop_all(self) -> None:
         """The ``ws_drop`` fault: every session's connection is cut, without a close frame."""
@@ -159,6 +177,8 @@ class WsServer:
         next_ping = self.state.real() + settings.ping_interval_seconds
         while True:
             await asyncio.sleep(settings.push_interval_seconds)
+            if self._closing:  # also ends a loop whose cancellation was lost
+                return
             try:
                 await self._push_once(ping=self.state.real() >= next_ping)
             except Exception:  # a bug here must not silence the exchange for good
@@ -179,10 +199,24 @@ class WsServer:
                 texts.append(pingpong(kst(now).strftime("%Y%m%d%H%M%S")))
             for text in texts:
                 try:
-                    await asyncio.wait_for(session.connection.send(text), SLOW_CLIENT_SECONDS)
+                    # asyncio.timeout, not wait_for: on Python 3.11 wait_for drops a
+                    # cancellation that lands just as the send ends, and close() then
+                    # waited for ever on a push loop that went on
+                    async with asyncio.timeout(SLOW_CLIENT_SECONDS):
+                        await session.connection.send(text)
                 except ConnectionClosed:
                     break
                 except TimeoutError:  # a client that stops reading must not stall the others
                     log.warning("simulator dropped a session that stopped reading")
                     session.connection.transport.abort()
                     break
+
+
+async def _within(waiting: Awaitable[None], seconds: float) -> bool:
+    """Await ``waiting`` for at most ``seconds``; False if it had not finished by then."""
+    try:
+        async with asyncio.timeout(seconds):
+            await waiting
+    except TimeoutError:
+        return False
+    return True
