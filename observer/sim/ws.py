@@ -204,6 +204,9 @@ class WsServer:
                     # waited for ever on a push loop that went on
                     async with asyncio.timeout(SLOW_CLIENT_SECONDS):
                         await session.connection.send(text)
+                    # a send that fits the buffer does not yield: let the readers and the
+                    # REST side in between frames, however many a fast simulation makes
+                    await asyncio.sleep(0)
                 except ConnectionClosed:
                     break
                 except TimeoutError:  # a client that stops reading must not stall the others
