@@ -153,6 +153,7 @@ class LocalCluster:
                 stderr=err,
                 env=environment,
                 start_new_session=True,
+                preexec_fn=_end_with_parent,
             )
         return Child(name, process, stdout, log)
 
@@ -200,6 +201,21 @@ class LocalCluster:
         traceback: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _end_with_parent() -> None:
+    """In the child before exec: SIGTERM when the demo process dies, even by SIGKILL (which
+    leaves it no chance to stop anyone), so no member or simulator outlives it. Linux only;
+    elsewhere the demo's own stop is the only way out."""
+    if sys.platform != "linux":
+        return
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def terminate(processes: list[subprocess.Popen[bytes]]) -> None:

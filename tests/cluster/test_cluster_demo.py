@@ -33,16 +33,39 @@ def _gauge(url: str, name: str) -> float | None:
     return None
 
 
-def _read_announcement(process: subprocess.Popen[str]) -> dict[str, list[str]]:
+def _read_announcement(process: subprocess.Popen[str], members: int = 2) -> dict[str, list[str]]:
     """The ``name value…`` lines the demo prints, up to the last member's status page."""
     assert process.stdout is not None
     values: dict[str, list[str]] = {}
-    while len(values.get("status_page", [])) < 2:
+    while len(values.get("status_page", [])) < members:
         line = process.stdout.readline()
         assert line, f"demo ended early: exit {process.wait()}"
         name, *rest = line.split()
         values.setdefault(name, []).append(" ".join(rest))
     return values
+
+
+def _answers(url: str) -> bool:
+    """Something accepts connections at ``url``'s host and port."""
+    host, port = url.split("//")[1].split("/")[0].rsplit(":", 1)
+    with socket.socket() as probe:
+        probe.settimeout(2)
+        return probe.connect_ex((host, int(port))) == 0
+
+
+def _stop_postgres(data: Path) -> None:
+    """Stop the server a killed demo left behind (its postmaster pid is the lock file's)."""
+    try:
+        pid = int((data / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return
+    try:
+        os.kill(pid, signal.SIGQUIT)  # immediate shutdown
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + STOP_WITHIN_S
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
 
 
 def _processes_mentioning(text: str) -> list[int]:
@@ -94,9 +117,13 @@ def test_demo_members_form_one_cluster_and_sigterm_removes_everything() -> None:
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=STOP_WITHIN_S)
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        if process.poll() is None:  # a failed assertion: let the demo clean up, as Ctrl-C would
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=STOP_WITHIN_S)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
     assert process.returncode == 0, stderr
     assert "Traceback" not in stderr
     assert not data_dir.exists()
@@ -122,3 +149,41 @@ def test_bad_option_is_one_line_and_exit_2(option: str, value: str, named: str) 
     assert named in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+@pytest.mark.skipif(sys.platform != "linux", reason="the parent-death signal is Linux's")
+def test_a_demo_killed_outright_takes_its_members_and_simulator_with_it() -> None:
+    """SIGKILL leaves the demo no chance to stop anyone: its members and simulator end on
+    their own (parent-death signal). PostgreSQL, a daemon of pg_ctl, is stopped here."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OBSERVER_", "KIS_"))}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "observer", "cluster", "demo", "--members", "1", "--symbols", "60"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    data_dir: Path | None = None
+    try:
+        values = _read_announcement(process, members=1)
+        data_dir = Path(values["data_dir"][0])
+        sim_url = values["rest_url"][0]
+        member_url = values["exporter_url"][0].split()[1]
+        assert _answers(sim_url) and _answers(member_url)
+        process.kill()
+        process.wait()
+        deadline = time.monotonic() + STOP_WITHIN_S
+        while _answers(sim_url) or _answers(member_url):
+            assert time.monotonic() < deadline, "a member or the simulator outlived the demo"
+            time.sleep(0.2)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+        if data_dir is not None:
+            _stop_postgres(data_dir / "postgres" / "data")
+            subprocess.run(["rm", "-rf", str(data_dir)], check=False)
