@@ -53,7 +53,7 @@ import psycopg
 
 from metrics import catalog
 from metrics.registry import Metrics
-from observer.cluster_slots import PLACEMENT_SECONDS, SlotPool
+from observer.cluster_slots import HOLDS_A_LOCK, PLACEMENT_SECONDS, SlotPool
 from observer.cluster_slots import SCHEMA as SLOTS_SCHEMA
 from observer.config import ClusterSettings
 from observer.errors import ObserverError
@@ -118,20 +118,13 @@ ON CONFLICT (member_id) DO UPDATE SET role = EXCLUDED.role, seen_at = EXCLUDED.s
     backend_pid = EXCLUDED.backend_pid, exporter_url = EXCLUDED.exporter_url,
     slot_capacity = EXCLUDED.slot_capacity, sweeping = false
 """
-LIVE = """
+LIVE = f"""
 SELECT member_id, key_fingerprint, exporter_url, started_at, sweeping FROM cluster_members m
-WHERE m.role = 'owner' AND EXISTS (
-    SELECT 1 FROM pg_locks l
-    WHERE l.locktype = 'advisory' AND l.granted AND l.pid = m.backend_pid
-      AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-)
+WHERE m.role = 'owner' AND {HOLDS_A_LOCK}
 ORDER BY key_fingerprint, member_id
 """
-_LIVE_IDS = """
-SELECT m.member_id FROM cluster_members m WHERE EXISTS (
-    SELECT 1 FROM pg_locks l
-    WHERE l.locktype = 'advisory' AND l.granted AND l.pid = m.backend_pid
-)
+_LIVE_IDS = f"""
+SELECT m.member_id FROM cluster_members m WHERE {HOLDS_A_LOCK}
 """
 CLAIM_GAPS = f"""
 WITH wanted AS (
@@ -161,11 +154,9 @@ WHERE (symbol, track, cause, start) IN (
 )
 ORDER BY start, symbol
 """
-FORGET_GONE = """
-DELETE FROM cluster_members m WHERE (m.role = 'owner' AND NOT EXISTS (
-    SELECT 1 FROM pg_locks l
-    WHERE l.locktype = 'advisory' AND l.granted AND l.pid = m.backend_pid
-)) OR (m.role = 'standby' AND NOT EXISTS (
+FORGET_GONE = f"""
+DELETE FROM cluster_members m WHERE (m.role = 'owner' AND NOT {HOLDS_A_LOCK})
+    OR (m.role = 'standby' AND NOT EXISTS (
     SELECT 1 FROM pg_stat_activity a WHERE a.pid = m.backend_pid
 ))
 """

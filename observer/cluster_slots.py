@@ -122,13 +122,16 @@ WHERE NOT EXISTS (SELECT 1 FROM cluster_members m WHERE m.member_id = o.member_i
 """
 SLOT_COLUMNS = "symbol, key_fingerprint, kind, value, valued_at, claimed_at, holder, orphaned_at"
 POOL = f"SELECT {SLOT_COLUMNS} FROM cluster_slots FOR UPDATE"
-CAPACITIES = """
-SELECT m.key_fingerprint, max(m.slot_capacity) FROM cluster_members m
-WHERE m.role = 'owner' AND EXISTS (
+# A member is live while its backend holds an advisory lock (its key's) in this database:
+# the server drops the lock with a killed member's connection, with nobody to tell.
+HOLDS_A_LOCK = """EXISTS (
     SELECT 1 FROM pg_locks l
     WHERE l.locktype = 'advisory' AND l.granted AND l.pid = m.backend_pid
       AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-)
+)"""
+CAPACITIES = f"""
+SELECT m.key_fingerprint, max(m.slot_capacity) FROM cluster_members m
+WHERE m.role = 'owner' AND {HOLDS_A_LOCK}
 GROUP BY m.key_fingerprint
 """
 STANDBYS = """
